@@ -1,0 +1,65 @@
+"""The dataset families. Each family module exposes ``FAMILY``, ``GENERATOR_VERSION``, ``SPLITS``, a frozen
+config dataclass and a pure ``generate(config, rng, seed)``; this registry is the one place that lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UserError
+from ..records import Dataset
+from . import reversal_curse
+
+DEFAULT_SEED = 1234
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    generator_version: str
+    splits: tuple[str, ...]
+    config_cls: type
+    generate: Callable[..., Dataset]
+    description: str
+
+
+FAMILIES: dict[str, Family] = {
+    reversal_curse.FAMILY: Family(
+        name=reversal_curse.FAMILY, generator_version=reversal_curse.GENERATOR_VERSION,
+        splits=reversal_curse.SPLITS, config_cls=reversal_curse.ReversalCurseConfig,
+        generate=reversal_curse.generate,
+        description="fictional people described in one direction (Berglund et al. 2023)",
+    ),
+}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise UserError(f"unknown dataset family {name!r}; choose from {', '.join(FAMILIES)}") from None
+
+
+def make_config(family: Family, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Build a family's config from keyword overrides, with messages that name the bad field."""
+    overrides = dict(overrides or {})
+    fields = {f.name for f in dataclasses.fields(family.config_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise UserError(f"{family.name}: unknown config field(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(fields))}")
+    try:
+        return family.config_cls(**overrides)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{family.name}: {exc}") from None
+
+
+def build(name: str, seed: int = DEFAULT_SEED, overrides: Mapping[str, Any] | None = None) -> Dataset:
+    """Generate a family's dataset: same name, seed and overrides give byte-identical records."""
+    family = get_family(name)
+    config = make_config(family, overrides)
+    return family.generate(config, random.Random(seed), seed=seed)

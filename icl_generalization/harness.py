@@ -1,0 +1,164 @@
+"""The one module that knows lm-eval's field names: ``custom_dataset`` loaders for the task YAMLs.
+
+lm-eval calls a task's ``custom_dataset`` with the YAML ``metadata``, ``--metadata`` and *all*
+``--model_args`` merged into keyword arguments, plus the YAML ``dataset_kwargs``. The task identity
+(family, split, condition) travels in ``dataset_kwargs``; everything a user may tune travels in metadata:
+
+- ``data_seed`` (int), ``data_config`` (dict of generator overrides), ``data_source`` (``berglund:PATH``);
+- ``tokenizer`` / ``pretrained``: the tokenizer that sizes in-context prompts (default: the default model);
+- ``max_length``, ``context_budget`` (tokens for the whole prompt), ``context_margin``, ``context_mode``.
+
+Built task documents are cached on disk, keyed by everything that decides them, so a second run reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .context import ContextBuilder
+from .datasets import DEFAULT_SEED, build, get_family
+from .default_model import resolve_model
+from .errors import UserError
+from .paths import atomic_write_text, cache_dir
+from .records import Dataset
+
+CONDITIONS = ("closed_book", "icl")
+DEFAULT_MARGIN = 16
+# Counts of cache use in this process; tests assert on them (a second build must read, not rebuild).
+CACHE_STATS = {"built": 0, "read": 0}
+
+
+@lru_cache(maxsize=16)
+def _dataset(family: str, seed: int, overrides_json: str, source: str | None) -> Dataset:
+    if source:
+        kind, _, path = source.partition(":")
+        if family == "reversal_curse" and kind == "berglund" and path:
+            from .datasets.reversal_curse import import_berglund
+
+            return import_berglund(Path(path).expanduser(), seed=seed)
+        raise UserError(f"data_source {source!r} is not understood for {family}; "
+                        "the reversal curse accepts berglund:PATH")
+    return build(family, seed=seed, overrides=json.loads(overrides_json))
+
+
+def get_dataset(family: str, seed: int = DEFAULT_SEED, overrides: Mapping[str, Any] | None = None,
+                source: str | None = None) -> Dataset:
+    return _dataset(family, int(seed), json.dumps(dict(overrides or {}), sort_keys=True), source)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(resolved: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolved)
+
+
+def _tokenizer_fingerprint(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}:{len(tokenizer)}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _model_window(resolved: str, kwargs: Mapping[str, Any]) -> int:
+    if kwargs.get("max_length"):
+        return int(kwargs["max_length"])
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolved)
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise UserError(f"cannot tell the context window of {resolved}; pass --model_args max_length=N")
+
+
+def model_name_for_tokenizer(kwargs: Mapping[str, Any]) -> str | None:
+    """Which model's tokenizer sizes the prompts: explicit ``tokenizer``, else ``pretrained``, else default."""
+    name = kwargs.get("tokenizer") or kwargs.get("pretrained")
+    return str(name) if name else None
+
+
+def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]) -> tuple[list[dict], dict]:
+    """The lm-eval documents of one task and the provenance to record (fingerprint, sizes...)."""
+    if condition not in CONDITIONS:
+        raise UserError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    get_family(family)
+    seed = int(kwargs.get("data_seed", DEFAULT_SEED))
+    overrides = kwargs.get("data_config") or {}
+    source = kwargs.get("data_source")
+    ds = get_dataset(family, seed, overrides, source)
+    if split not in ds.splits:
+        raise UserError(f"{family} has no test split {split!r}; it has {', '.join(ds.splits)}")
+    task = f"icl_gen_{family}_{split}" + ("_icl" if condition == "icl" else "")
+    provenance: dict[str, Any] = {
+        "family": family, "split": split, "condition": condition, "fingerprint": ds.fingerprint(),
+        "generator_version": ds.generator_version, "data_seed": seed, "data_source": ds.source,
+    }
+    if condition == "closed_book":
+        rows = [_row(item, ds, "", 0, 0, -1) for item in ds.items(split)]
+        return rows, provenance
+
+    resolved = resolve_model(model_name_for_tokenizer(kwargs))
+    tokenizer = _tokenizer(resolved)
+    window = _model_window(resolved, kwargs)
+    budget = int(kwargs.get("context_budget") or window - int(kwargs.get("context_margin", DEFAULT_MARGIN)))
+    if budget > window:
+        raise UserError(f"{task}: context_budget {budget} exceeds the model's window of {window} tokens")
+    mode = str(kwargs.get("context_mode", "auto"))
+    key_parts = [task, provenance["fingerprint"], _tokenizer_fingerprint(tokenizer), budget, mode]
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:24]
+    cached = cache_dir("tasks") / f"{task}-{key}.json"
+    provenance.update(tokenizer=resolved, context_budget=budget, context_mode=mode)
+    if cached.is_file():
+        CACHE_STATS["read"] += 1
+        payload = json.loads(cached.read_text(encoding="utf-8"))
+        provenance.update(payload["provenance"])
+        return payload["rows"], provenance
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    builder = ContextBuilder(ds.train, count, budget, random.Random(f"{seed}:{task}"), task=task, mode=mode)
+    items = {i.id: i for i in ds.items(split)}
+    shards = builder.plan(list(items.values()))
+    rows = []
+    # Rows are ordered by shard, so `--limit N` takes whole shards first and shares the fewest contexts.
+    for index, shard in enumerate(shards):
+        for item_id in shard.item_ids:
+            rows.append(_row(items[item_id], ds, shard.context, shard.n_tokens, len(shard.doc_ids), index))
+    extra = {"shards": len(shards), "strategy": sorted({s.strategy for s in shards}),
+             "context_tokens_max": max(s.n_tokens for s in shards),
+             "context_docs_max": max(len(s.doc_ids) for s in shards)}
+    provenance.update(extra)
+    atomic_write_text(cached, json.dumps({"rows": rows, "provenance": extra}))
+    CACHE_STATS["built"] += 1
+    return rows, provenance
+
+
+def _row(item: Any, ds: Dataset, context: str, n_tokens: int, n_docs: int, shard: int) -> dict[str, Any]:
+    return {
+        "id": item.id, "split": item.split, "query": context + item.prompt, "prompt": item.prompt,
+        "choices": list(item.choices), "gold": list(item.gold), "fingerprint": ds.fingerprint(),
+        "context_tokens": n_tokens, "context_docs": n_docs, "shard": shard,
+    }
+
+
+def load_task_dataset(family: str, split: str, condition: str, **kwargs: Any) -> Any:
+    """``custom_dataset`` entry point of every task YAML."""
+    import datasets
+
+    rows, provenance = task_rows(family, split, condition, kwargs)
+    # The YAML's metadata holds an empty ``provenance`` mapping; lm-eval passes that very object in
+    # (a shallow merge keeps nested objects), so filling it here records the fingerprint, generator
+    # version and context sizes in the results' task config.
+    record = kwargs.get("provenance")
+    if isinstance(record, dict):
+        record.clear()
+        record.update(provenance)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})

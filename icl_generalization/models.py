@@ -1,0 +1,37 @@
+"""The package's lm-eval model class and its registration.
+
+``ICLGenLM`` is lm-eval's ``HFLM`` with the package's conveniences: ``pretrained`` may be an embedded model
+name (default ``smollm2-135m``) and defaults to it, and the device defaults to CUDA only when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lm_eval.models.huggingface import HFLM
+
+from .default_model import DEFAULT_MODEL, resolve_model
+
+MODEL_NAME = "icl-gen"
+
+
+class ICLGenLM(HFLM):
+    def __init__(self, pretrained: str | None = None, device: str | None = None, **kwargs: Any) -> None:
+        self.model_name = pretrained or DEFAULT_MODEL
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        super().__init__(pretrained=resolve_model(pretrained), device=device, **kwargs)
+
+
+def register() -> None:
+    """Register ``icl-gen`` with lm-eval's model registry (idempotent).
+
+    lm-eval fills its registry lazily with its own models on first lookup only while the registry is
+    empty, so its models are imported first: registering ours into an empty registry would hide ``hf``.
+    """
+    import lm_eval.models  # noqa: F401
+    from lm_eval.api.registry import model_registry, register_model
+
+    if MODEL_NAME not in model_registry:
+        register_model(MODEL_NAME)(ICLGenLM)
