@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="run lm-eval with the package's model and task folder (all lm-eval options)",
                        add_help=False)
-    p.set_defaults(func=_cmd_eval, passthrough=True)
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("tasks-path", help="print the task folder for `lm_eval --include_path`")
     p.set_defaults(func=_cmd_tasks_path)

@@ -19,6 +19,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,12 @@ class Dataset:
         return [item for item in self.test if item.split == split]
 
     def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        # Records are immutable, so the digest is computed once (cached_property writes to __dict__,
+        # which a frozen dataclass allows).
         return fingerprint(self)
 
     def doc_index(self) -> dict[str, TrainDoc]:

@@ -76,7 +76,7 @@ def _split_at_end(template: str, slot: str, person: Person) -> tuple[str, str]:
 
 def _people(config: ReversalCurseConfig, rng: random.Random) -> list[Person]:
     n = config.people_per_set * len(SETS)
-    names = [f"{f} {l}" for f in text.FIRST_NAMES for l in text.LAST_NAMES]
+    names = [f"{first} {last}" for first in text.FIRST_NAMES for last in text.LAST_NAMES]
     rng.shuffle(names)
     # One first name and one last name per person keeps the four candidate names of a question
     # from sharing a token prefix that would give the answer away.

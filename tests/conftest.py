@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny Llama built from a config (fast paths) and the real default model (slow paths)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BERGLUND = SHARED_DATA / "reversal_curse_berglund2023"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_hub() -> None:
+    # Nothing may come from a hub at test time; failing fast beats waiting for network time-outs.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def default_model_path() -> Path:
+    """The converted default model (converted once per cache; about 25 s the first time)."""
+    from icl_generalization.default_model import converted_path
+
+    return converted_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    """A 2-layer Llama with random weights and the default model's real tokenizer, saved as a folder.
+
+    The real BPE tokenizer keeps the leading-space and boundary behaviour of the real model, while the
+    forward pass costs milliseconds. ``max_position_embeddings`` is small so context budgets bite.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_model_path: Path) -> Path:
+    """A fresh ICL_GEN_CACHE for task-building caches, with the converted default model linked in."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / default_model_path.name).symlink_to(default_model_path)
+    monkeypatch.setenv("ICL_GEN_CACHE", str(cache))
+    from icl_generalization import harness
+
+    harness.CACHE_STATS.update(built=0, read=0)
+    return cache
