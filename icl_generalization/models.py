@@ -14,6 +14,10 @@ from lm_eval.models.huggingface import HFLM
 from .default_model import DEFAULT_MODEL, resolve_model
 
 MODEL_NAME = "icl-gen"
+# lm-eval hands every --model_args entry to the task loaders as well; these belong to the loaders only
+# (see harness.py), so the model accepts and ignores them instead of passing them to from_pretrained.
+TASK_ONLY_ARGS = frozenset({"data_seed", "data_config", "data_source", "context_budget", "context_margin",
+                            "context_mode", "sweep_lengths"})
 
 
 class ICLGenLM(HFLM):
@@ -21,7 +25,8 @@ class ICLGenLM(HFLM):
         self.model_name = pretrained or DEFAULT_MODEL
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        super().__init__(pretrained=resolve_model(pretrained), device=device, **kwargs)
+        model_kwargs = {k: v for k, v in kwargs.items() if k not in TASK_ONLY_ARGS}
+        super().__init__(pretrained=resolve_model(pretrained), device=device, **model_kwargs)
 
 
 def register() -> None:
