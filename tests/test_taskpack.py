@@ -1,0 +1,106 @@
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from icl_generalization import harness, taskpack
+from icl_generalization.context import ContextBuilder
+from icl_generalization.errors import ContextBudgetError
+from icl_generalization.lm_eval_cli import lm_eval_argv, run_lm_eval
+from icl_generalization.paths import tasks_path
+
+EXPECTED_TASKS = {
+    "icl_gen_reversal_curse_p2d_reverse", "icl_gen_reversal_curse_p2d_reverse_icl",
+    "icl_gen_reversal_curse_p2d", "icl_gen_reversal_curse_p2d_icl",
+    "icl_gen_reversal_curse_d2p", "icl_gen_reversal_curse_d2p_icl",
+    "icl_gen_reversal_curse_d2p_reverse", "icl_gen_reversal_curse_d2p_reverse_icl",
+}
+
+
+def test_committed_yaml_matches_the_generator() -> None:
+    rendered = taskpack.render()
+    on_disk = {str(p.relative_to(tasks_path())): p.read_text() for p in tasks_path().rglob("*.yaml")}
+    assert on_disk == rendered, "run `python -m icl_generalization.taskpack` and commit lm_eval_tasks/"
+
+
+def test_task_manager_finds_every_task_and_no_group_matches_the_glob() -> None:
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(tasks_path()), include_defaults=False)
+    matched = set(manager.match_tasks(["icl_gen_*"]))
+    assert matched == EXPECTED_TASKS
+    assert all(name.startswith("icl_gen_") for name in matched)
+    groups = {n for n in manager.all_groups} | {n for n in manager.all_tags}
+    assert "iclgen" in groups and not any(g.startswith("icl_gen_") for g in groups)
+
+
+def test_wrapper_adds_model_and_folder() -> None:
+    argv = lm_eval_argv(["--tasks", "icl_gen_reversal_curse_p2d"])
+    assert argv[:3] == ["run", "--model", "icl-gen"]
+    assert argv[-2:] == ["--include_path", str(tasks_path())]
+
+
+def test_end_to_end_on_a_tiny_model(tiny_model_path: Path, isolated_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    code = run_lm_eval(["--model", "icl-gen", "--model_args", f"pretrained={tiny_model_path}",
+                        "--tasks", "icl_gen_reversal_curse_p2d,icl_gen_reversal_curse_p2d_reverse_icl",
+                        "--limit", "4", "--batch_size", "4", "--metadata", "context_budget=512",
+                        "--output_path", str(out), "--log_samples"])
+    assert code == 0
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    for task in ("icl_gen_reversal_curse_p2d", "icl_gen_reversal_curse_p2d_reverse_icl"):
+        assert 0.0 <= results["results"][task]["acc,none"] <= 1.0
+        provenance = results["configs"][task]["metadata"]["provenance"]
+        assert provenance["fingerprint"] == harness.get_dataset("reversal_curse").fingerprint()
+        assert provenance["generator_version"] == "1.0"
+    icl = results["configs"]["icl_gen_reversal_curse_p2d_reverse_icl"]["metadata"]["provenance"]
+    assert 0 < icl["context_tokens_max"] <= 512
+    samples = [json.loads(line) for line in next(out.rglob("samples_icl_gen_reversal_curse_p2d_reverse_icl_*"))
+               .read_text().splitlines()]
+    assert len(samples) == 4
+
+
+def test_icl_prompts_fit_and_hold_their_evidence(tiny_model_path: Path, isolated_cache: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    budget = 300
+    rows, provenance = harness.task_rows("reversal_curse", "p2d_reverse", "icl",
+                                         {"pretrained": str(tiny_model_path), "context_budget": budget})
+    assert provenance["strategy"] == ["shard"] and provenance["shards"] > 1
+    ds = harness.get_dataset("reversal_curse")
+    docs = ds.doc_index()
+    items = {i.id: i for i in ds.test}
+    for row in rows:
+        longest = max(row["choices"], key=len)
+        assert len(tokenizer(row["query"] + longest, add_special_tokens=False)["input_ids"]) <= budget
+        for alternatives in items[row["id"]].needs:
+            assert any(docs[d].text in row["query"] for d in alternatives), row["id"]
+    # questions of one shard share their context verbatim (what the prefix cache relies on)
+    by_shard: dict[int, set[str]] = {}
+    for row in rows:
+        by_shard.setdefault(row["shard"], set()).add(row["query"][: -len(row["prompt"])])
+    assert all(len(contexts) == 1 for contexts in by_shard.values())
+
+
+def test_second_build_reads_the_cache(tiny_model_path: Path, isolated_cache: Path) -> None:
+    kwargs = {"pretrained": str(tiny_model_path), "context_budget": 400}
+    first, _ = harness.task_rows("reversal_curse", "p2d_reverse", "icl", kwargs)
+    assert harness.CACHE_STATS == {"built": 1, "read": 0}
+    second, provenance = harness.task_rows("reversal_curse", "p2d_reverse", "icl", kwargs)
+    assert harness.CACHE_STATS == {"built": 1, "read": 1}
+    assert first == second and provenance["shards"] >= 1
+
+
+def test_impossible_budget_is_a_clear_error(tiny_model_path: Path, isolated_cache: Path) -> None:
+    with pytest.raises(ContextBudgetError, match=r"icl_gen_reversal_curse_p2d_reverse_icl: .*budget of 40 tokens"):
+        harness.task_rows("reversal_curse", "p2d_reverse", "icl",
+                          {"pretrained": str(tiny_model_path), "context_budget": 40})
+
+
+def test_paper_mode_uses_the_whole_set_when_it_fits() -> None:
+    ds = harness.get_dataset("reversal_curse", overrides={"people_per_set": 4, "train_templates": 2})
+    builder = ContextBuilder(ds.train, lambda s: len(s.split()), 10_000, random.Random(0))
+    shards = builder.plan(ds.items("p2d_reverse"))
+    assert [s.strategy for s in shards] == ["full"] and len(shards[0].doc_ids) == len(ds.train)
