@@ -29,6 +29,7 @@ from .paths import atomic_write_text, cache_dir
 from .records import Dataset
 
 CONDITIONS = ("closed_book", "icl")
+SWEEP = "icl_sweep"
 DEFAULT_MARGIN = 16
 # Counts of cache use in this process; tests assert on them (a second build must read, not rebuild).
 CACHE_STATS = {"built": 0, "read": 0}
@@ -65,10 +66,13 @@ def _tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _model_window(resolved: str, kwargs: Mapping[str, Any]) -> int:
+def model_window(kwargs: Mapping[str, Any]) -> int:
+    """The context window of the model named by ``kwargs`` (``max_length`` overrides the config)."""
     if kwargs.get("max_length"):
         return int(kwargs["max_length"])
     from transformers import AutoConfig
+
+    resolved = resolve_model(model_name_for_tokenizer(kwargs))
 
     config = AutoConfig.from_pretrained(resolved)
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
@@ -106,7 +110,7 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
 
     resolved = resolve_model(model_name_for_tokenizer(kwargs))
     tokenizer = _tokenizer(resolved)
-    window = _model_window(resolved, kwargs)
+    window = model_window(kwargs)
     budget = int(kwargs.get("context_budget") or window - int(kwargs.get("context_margin", DEFAULT_MARGIN)))
     if budget > window:
         raise UserError(f"{task}: context_budget {budget} exceeds the model's window of {window} tokens")
@@ -153,7 +157,12 @@ def load_task_dataset(family: str, split: str, condition: str, **kwargs: Any) ->
     """``custom_dataset`` entry point of every task YAML."""
     import datasets
 
-    rows, provenance = task_rows(family, split, condition, kwargs)
+    if condition == SWEEP:
+        from .sweep import sweep_rows
+
+        rows, provenance = sweep_rows(family, split, kwargs)
+    else:
+        rows, provenance = task_rows(family, split, condition, kwargs)
     # The YAML's metadata holds an empty ``provenance`` mapping; lm-eval passes that very object in
     # (a shallow merge keeps nested objects), so filling it here records the fingerprint, generator
     # version and context sizes in the results' task config.

@@ -15,6 +15,7 @@ EXPECTED_TASKS = {
     "icl_gen_reversal_curse_p2d", "icl_gen_reversal_curse_p2d_icl",
     "icl_gen_reversal_curse_d2p", "icl_gen_reversal_curse_d2p_icl",
     "icl_gen_reversal_curse_d2p_reverse", "icl_gen_reversal_curse_d2p_reverse_icl",
+    "icl_gen_reversal_curse_icl_sweep",
 }
 
 
@@ -104,3 +105,27 @@ def test_paper_mode_uses_the_whole_set_when_it_fits() -> None:
     builder = ContextBuilder(ds.train, lambda s: len(s.split()), 10_000, random.Random(0))
     shards = builder.plan(ds.items("p2d_reverse"))
     assert [s.strategy for s in shards] == ["full"] and len(shards[0].doc_ids) == len(ds.train)
+
+
+def test_sweep_reports_accuracy_per_length(tiny_model_path: Path, isolated_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    code = run_lm_eval(["--model", "icl-gen", "--model_args", f"pretrained={tiny_model_path}",
+                        "--tasks", "icl_gen_reversal_curse_icl_sweep", "--limit", "6", "--batch_size", "8",
+                        "--metadata", "sweep_lengths=[256,512,1024]", "--output_path", str(out)])
+    assert code == 0
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    row = results["results"]["icl_gen_reversal_curse_icl_sweep"]
+    # --limit 6 interleaves lengths: two questions at each of the three lengths.
+    assert all(0.0 <= row[f"{n},none"] <= 1.0 for n in (256, 512, 1024))
+    assert row["2048,none"] == -1.0 and row["8192,none"] == -1.0
+    provenance = results["configs"]["icl_gen_reversal_curse_icl_sweep"]["metadata"]["provenance"]
+    assert provenance["sweep_lengths"] == [256, 512, 1024]
+
+
+def test_sweep_rejects_lengths_beyond_the_window(tiny_model_path: Path, isolated_cache: Path) -> None:
+    from icl_generalization.errors import UserError
+    from icl_generalization.sweep import sweep_rows
+
+    with pytest.raises(UserError, match=r"exceed the model's window of 2048"):
+        sweep_rows("reversal_curse", "p2d_reverse", {"pretrained": str(tiny_model_path),
+                                                     "sweep_lengths": [4096]})
