@@ -40,6 +40,39 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_augment(args: argparse.Namespace) -> int:
+    from .augment import AugmentConfig, run_augment
+    from .augment_backends import HFBackend, VLLMBackend
+    from .default_model import resolve_model
+    from .harness import get_dataset
+    from .paths import atomic_write_text
+
+    try:
+        config = AugmentConfig(mode=args.mode, outputs_per_input=args.outputs_per_input or (3 if args.mode == "local"
+                                                                                              else 1),
+                               temperature=args.temperature, top_p=args.top_p,
+                               max_new_tokens=args.max_new_tokens or (96 if args.mode == "local" else 256),
+                               seed=args.seed, batch_size=args.batch_size, limit=args.limit, clean=args.clean,
+                               context_budget=args.context_budget)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    ds = get_dataset(args.dataset)
+    resolved = resolve_model(args.model)
+    backend = VLLMBackend(resolved, args.dtype) if args.backend == "vllm" else HFBackend(resolved, args.device,
+                                                                                         args.dtype)
+    out = Path(args.out)
+    stats = run_augment(ds, args.model, out, config, backend)
+    summary = {"dataset": args.dataset, "fingerprint": ds.fingerprint(), "model": args.model, "mode": args.mode,
+               "inputs": stats.inputs, "inputs_already_done": stats.inputs_skipped_as_done,
+               "outputs_written": stats.outputs_written, "new_tokens": stats.new_tokens,
+               "seconds": round(stats.seconds, 1), "tokens_per_second": round(stats.tokens_per_second, 2),
+               "prefix_computations": stats.prefix_computations, "prefix_tokens": stats.prefix_tokens,
+               "dropped_by_clean": stats.dropped if config.clean else None}
+    atomic_write_text(out.with_suffix(".stats.json"), json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     from .lm_eval_cli import run_lm_eval
 
@@ -55,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="run lm-eval with the package's model and task folder (all lm-eval options)",
                        add_help=False)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("augment", help="write the model's in-context inferences about a training set (JSONL)")
+    p.add_argument("--dataset", required=True, choices=list(FAMILIES))
+    p.add_argument("--mode", choices=["local", "global"], default="local")
+    p.add_argument("--model", default=None, help="embedded name, folder or hub id (default: smollm2-135m)")
+    p.add_argument("--out", required=True, help="JSONL corpus; an existing one is resumed")
+    p.add_argument("--outputs-per-input", type=int, help="samples per input (default 3 local, 1 global)")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-new-tokens", type=int, help="default 96 local, 256 global")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, help="augment only the first N documents")
+    p.add_argument("--clean", action="store_true", help="drop empty, runaway and duplicate outputs (counted)")
+    p.add_argument("--context-budget", type=int, help="global mode: tokens for the corpus part")
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf")
+    p.add_argument("--device", help="default: cuda when available, else cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    p.set_defaults(func=_cmd_augment)
 
     p = sub.add_parser("tasks-path", help="print the task folder for `lm_eval --include_path`")
     p.set_defaults(func=_cmd_tasks_path)
