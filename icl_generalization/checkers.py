@@ -238,8 +238,9 @@ def _check_semantic_item(item: TestItem, reader: SemanticReader, stated: Mapping
 
 def check_needs(ds: Dataset) -> list[str]:
     ids = {d.id for d in ds.train}
-    return [f"{item.id}: needs unknown document {d}" for item in ds.test for group in item.needs for d in group
-            if d not in ids] + [f"{item.id}: an empty needs group" for item in ds.test if any(not g for g in item.needs)]
+    unknown = [f"{item.id}: needs unknown document {d}" for item in ds.test for group in item.needs for d in group
+               if d not in ids]
+    return unknown + [f"{item.id}: an empty needs group" for item in ds.test if any(not g for g in item.needs)]
 
 
 CHECKERS = {"syllogism": check_syllogism, "semantic": check_semantic, "simple_reversal": check_simple_reversal}

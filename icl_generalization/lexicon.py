@@ -117,8 +117,8 @@ def make_words(n: int, rng: random.Random, *, max_shared_head: int = 1, exclude:
 
 def first_syllable_head(word: str) -> str:
     """Onset + vowel of the first syllable, recomputed from the spelling (for checks on finished datasets)."""
-    i = 0
-    while i < len(word) and word[i] not in "aeiouy":
+    i = 0  # "y" is a consonant here: it only ever opens a first syllable ("yomp")
+    while i < len(word) and word[i] not in "aeiou":
         i += 1
     j = i
     while j < len(word) and word[j] in "aeiou" and j - i < 2:
@@ -167,6 +167,15 @@ def audit(words: Sequence[str], tokenizer: Any) -> AuditReport:
     collisions = tuple(tuple(g) for g in by_ids.values() if len(g) > 1)
     shared = tuple(tuple(g) for g in by_first.values() if len(g) > 1)
     return AuditReport(words=tuple(rows), collisions=collisions, shared_first_token=shared)
+
+
+def dataset_words(ds: Any) -> list[str]:
+    """The nonsense words of a dataset: its exported lexicon if it has one, else every entity it names."""
+    graph = ds.graph or {}
+    if "lexicon" in graph:
+        return [row["word"] for row in graph["lexicon"]]
+    names = [e for doc in ds.train for e in doc.entities] + [e for item in ds.test for e in item.entities]
+    return list(dict.fromkeys(names))
 
 
 def format_audit(report: AuditReport, verbose: bool = False) -> str:

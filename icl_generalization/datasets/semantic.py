@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ..lexicon import make_words
-from ..records import Dataset, TestItem, TrainDoc
+from ..records import Dataset, TestItem
 from . import semantic_kb
 from . import semantic_text as text
 from .semantic_docs import Fact, write_documents
@@ -74,10 +74,11 @@ class Graph:
                     raise ValueError(f"semantic_kb: {name} restates inherited {rel} {inherited}")
 
     def ancestors(self, name: str | None) -> list[str]:
-        out = []
-        while name is not None and self.parent[name] is not None:
-            name = self.parent[name]
-            out.append(name)
+        out: list[str] = []
+        parent = self.parent[name] if name is not None else None
+        while parent is not None:
+            out.append(parent)
+            parent = self.parent[parent]
         return out
 
     def attributes(self, name: str | None, rel: str, untrained: set[str]) -> dict[str, str]:

@@ -88,7 +88,7 @@ class _Writer:
         for cat in subtree:  # grows while iterating: breadth-first walk
             subtree.extend(f.subject for f in self.subtypes[cat])
         chosen = self.rng.sample(subtree, min(len(subtree), self.rng.randint(2, 4)))
-        return [(text.FIELD_NOTES, None), self.plain()] + self.facts([f for c in chosen for f in self.facts_of[c]])
+        return [(text.FIELD_NOTES, None), self.plain(), *self.facts([f for c in chosen for f in self.facts_of[c]])]
 
     def glossary(self) -> list[Sentence]:
         chosen = self.rng.sample(self.categories, self.rng.randint(4, 12))

@@ -111,8 +111,8 @@ class SyllogismConfig:
     n_items: int = 69
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_items <= 1000:
-            raise ValueError(f"n_items must be in 1..1000, got {self.n_items}")
+        if not 1 <= self.n_items <= 300:
+            raise ValueError(f"n_items must be in 1..300, got {self.n_items}")
 
 
 def generate(config: SyllogismConfig, rng: random.Random, seed: int = 0) -> Dataset:
@@ -146,7 +146,8 @@ def generate(config: SyllogismConfig, rng: random.Random, seed: int = 0) -> Data
         rng.shuffle(opts)
         gold = tuple(j for j, c in enumerate(opts) if follows(premises, c))
         test.append(TestItem(
-            id=f"conclusion-{i:03d}", split="conclusion", prompt=f"The relationships between {ends[0]} and {ends[1]} are:",
+            id=f"conclusion-{i:03d}", split="conclusion",
+            prompt=f"The relationships between {ends[0]} and {ends[1]} are:",
             choices=tuple(" " + render(c, names) for c in opts), gold=gold, needs=((doc_id,),), entities=(s, p, m),
             meta={"form": form.name},
         ))
