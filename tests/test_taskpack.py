@@ -32,6 +32,11 @@ def _task_manager():  # type: ignore[no-untyped-def]
     return TaskManager(include_path=str(tasks_path()), include_defaults=False)
 
 
+def test_suite_group_loads_every_task_once(isolated_cache: Path) -> None:
+    loaded = _task_manager().load(["iclgen_syllogism"])
+    assert set(loaded["tasks"]) == {n for n in EXPECTED if n.startswith("icl_gen_syllogism_")}
+
+
 def test_exact_task_names() -> None:
     assert set(SPLITS) == set(FAMILIES)
     tm = _task_manager()
@@ -40,10 +45,8 @@ def test_exact_task_names() -> None:
 
 
 def test_closed_book_tasks_build(isolated_cache: Path) -> None:
-    from lm_eval.tasks import get_task_dict
-
     names = sorted(n for n in EXPECTED if not n.endswith("_icl"))
-    tasks = get_task_dict(names, _task_manager())
+    tasks = _task_manager().load(names)["tasks"]
     assert set(tasks) == set(names)
     for name, task in tasks.items():
         doc = next(iter(task.test_docs()))
@@ -53,9 +56,7 @@ def test_closed_book_tasks_build(isolated_cache: Path) -> None:
 
 @pytest.mark.slow
 def test_every_task_builds(isolated_cache: Path) -> None:
-    from lm_eval.tasks import get_task_dict
-
-    tasks = get_task_dict(sorted(EXPECTED), _task_manager())
+    tasks = _task_manager().load(sorted(EXPECTED))["tasks"]
     assert set(tasks) == EXPECTED
     for name, task in tasks.items():
         docs = list(task.test_docs())
