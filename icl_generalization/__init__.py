@@ -4,9 +4,11 @@ An lm-evaluation-harness task pack (``icl-gen tasks-path``), its model class (``
 generators of the study, and the finetuning / augmentation pipeline.
 """
 
+from .checkers import check_dataset
 from .datasets import DEFAULT_SEED, FAMILIES, build
 from .default_model import DEFAULT_MODEL, resolve_model
 from .errors import ContextBudgetError, DataError, UserError
+from .hf import to_hf
 from .paths import tasks_path
 from .records import Dataset, TestItem, TrainDoc, read_dataset, write_dataset
 
@@ -21,9 +23,11 @@ __all__ = [
     "TrainDoc",
     "UserError",
     "build",
+    "check_dataset",
     "read_dataset",
     "resolve_model",
     "tasks_path",
+    "to_hf",
     "write_dataset",
 ]
 __version__ = "0.1.0"

@@ -37,6 +37,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         fp = write_dataset(ds, out)
         counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
         print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
+        if args.push_to_hub:
+            from .hf import push_to_hub
+
+            push_to_hub(ds, args.push_to_hub)
     return 0
 
 
@@ -71,6 +75,43 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     atomic_write_text(out.with_suffix(".stats.json"), json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from .checkers import check_dataset
+    from .records import META_FILE, read_dataset
+
+    root = Path(args.dir)
+    folders = [root] if (root / META_FILE).is_file() else sorted(p.parent for p in root.glob(f"*/{META_FILE}"))
+    if not folders:
+        raise UserError(f"{root}: no dataset folder (written by `icl-gen generate`) here or one level below")
+    failed = 0
+    for folder in folders:
+        ds = read_dataset(folder)
+        problems = check_dataset(ds)
+        print(f"{ds.family}: {'OK' if not problems else f'{len(problems)} problems'} "
+              f"({len(ds.train)} documents, {len(ds.test)} items checked) {folder}")
+        for problem in problems[:20]:
+            print(f"  {problem}")
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
+def _cmd_lexicon_audit(args: argparse.Namespace) -> int:
+    from transformers import AutoTokenizer
+
+    from .datasets import FAMILIES, build
+    from .default_model import resolve_model
+    from .lexicon import audit, dataset_words, format_audit
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model))
+    families = [args.family] if args.family else [f for f in FAMILIES if f != "reversal_curse"]
+    collisions = 0
+    for name in families:
+        report = audit(dataset_words(build(name, seed=args.seed)), tokenizer)
+        print(f"{name}: {format_audit(report, args.verbose)}")
+        collisions += len(report.collisions)
+    return 1 if collisions else 0
 
 
 def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
@@ -117,7 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--config", help="JSON object of generator overrides")
     p.add_argument("--source", help="import instead of generating, e.g. berglund:PATH (reversal_curse only)")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload as a Hugging Face dataset (needs write access)")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("check-data", help="prove a generated dataset's gold answers (DIR: one family or `all`)")
+    p.add_argument("dir")
+    p.set_defaults(func=_cmd_check_data)
+
+    p = sub.add_parser("lexicon", help="nonsense-word tools")
+    lex = p.add_subparsers(dest="lexicon_command", required=True, metavar="ACTION")
+    p = lex.add_parser("audit", help="tokens per nonsense word for a model's tokenizer; flags collisions")
+    p.add_argument("--model", default=None, help="model name or path (default: the default model)")
+    p.add_argument("--family", choices=list(FAMILIES), help="one family (default: every nonsense-word family)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--verbose", action="store_true", help="list every word with its tokens")
+    p.set_defaults(func=_cmd_lexicon_audit)
     return parser
 
 

@@ -6,17 +6,21 @@ import pytest
 
 from icl_generalization import harness, taskpack
 from icl_generalization.context import ContextBuilder
+from icl_generalization.datasets import FAMILIES
 from icl_generalization.errors import ContextBudgetError
 from icl_generalization.lm_eval_cli import lm_eval_argv, run_lm_eval
 from icl_generalization.paths import tasks_path
 
-EXPECTED_TASKS = {
-    "icl_gen_reversal_curse_p2d_reverse", "icl_gen_reversal_curse_p2d_reverse_icl",
-    "icl_gen_reversal_curse_p2d", "icl_gen_reversal_curse_p2d_icl",
-    "icl_gen_reversal_curse_d2p", "icl_gen_reversal_curse_d2p_icl",
-    "icl_gen_reversal_curse_d2p_reverse", "icl_gen_reversal_curse_d2p_reverse_icl",
-    "icl_gen_reversal_curse_icl_sweep",
+SPLITS = {
+    "reversal_curse": ("p2d_reverse", "p2d", "d2p", "d2p_reverse"),
+    "simple_reversal": ("reversal",),
+    "syllogism": ("conclusion",),
+    "semantic": ("rephrase", "reversal", "syllogism", "category_holdout"),
 }
+EXPECTED = {f"icl_gen_{family}_{split}{suffix}" for family, splits in SPLITS.items() for split in splits
+            for suffix in ("", "_icl")}
+SWEEPS = {f"icl_gen_{family}_icl_sweep" for family in SPLITS}
+EXPECTED_TASKS = EXPECTED | SWEEPS
 
 
 def test_committed_yaml_matches_the_generator() -> None:
@@ -30,10 +34,12 @@ def test_task_manager_finds_every_task_and_no_group_matches_the_glob() -> None:
 
     manager = TaskManager(include_path=str(tasks_path()), include_defaults=False)
     matched = set(manager.match_tasks(["icl_gen_*"]))
+    assert set(SPLITS) == set(FAMILIES)
     assert matched == EXPECTED_TASKS
     assert all(name.startswith("icl_gen_") for name in matched)
     groups = {n for n in manager.all_groups} | {n for n in manager.all_tags}
-    assert "iclgen" in groups and not any(g.startswith("icl_gen_") for g in groups)
+    assert {"iclgen", *(f"iclgen_{f}" for f in FAMILIES)} <= groups
+    assert not any(g.startswith("icl_gen_") for g in groups)
 
 
 def test_wrapper_adds_model_and_folder() -> None:
@@ -129,3 +135,35 @@ def test_sweep_rejects_lengths_beyond_the_window(tiny_model_path: Path, isolated
     with pytest.raises(UserError, match=r"exceed the model's window of 2048"):
         sweep_rows("reversal_curse", "p2d_reverse", {"pretrained": str(tiny_model_path),
                                                      "sweep_lengths": [4096]})
+
+
+def _task_manager():  # type: ignore[no-untyped-def]
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(tasks_path()), include_defaults=False)
+
+
+def test_suite_group_loads_every_task_once(isolated_cache: Path) -> None:
+    loaded = _task_manager().load(["iclgen_syllogism"])
+    assert set(loaded["tasks"]) == {n for n in EXPECTED if n.startswith("icl_gen_syllogism_")}
+
+
+def test_closed_book_tasks_build(isolated_cache: Path) -> None:
+    names = sorted(n for n in EXPECTED if not n.endswith("_icl"))
+    tasks = _task_manager().load(names)["tasks"]
+    assert set(tasks) == set(names)
+    for name, task in tasks.items():
+        doc = next(iter(task.test_docs()))
+        assert task.doc_to_text(doc) == doc["prompt"], name
+        assert task.doc_to_choice(doc) == doc["choices"]
+
+
+@pytest.mark.slow
+def test_every_task_builds(isolated_cache: Path) -> None:
+    tasks = _task_manager().load(sorted(EXPECTED))["tasks"]
+    assert set(tasks) == EXPECTED
+    for name, task in tasks.items():
+        docs = list(task.test_docs())
+        assert docs, name
+        if name.endswith("_icl"):
+            assert all(d["context_tokens"] > 0 and d["query"].endswith(d["prompt"]) for d in docs), name

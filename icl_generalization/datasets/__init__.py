@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..records import Dataset
-from . import reversal_curse
+from . import reversal_curse, semantic, simple_reversal, syllogism
 
 DEFAULT_SEED = 1234
 
@@ -33,6 +33,22 @@ FAMILIES: dict[str, Family] = {
         splits=reversal_curse.SPLITS, config_cls=reversal_curse.ReversalCurseConfig,
         generate=reversal_curse.generate,
         description="fictional people described in one direction (Berglund et al. 2023)",
+    ),
+    simple_reversal.FAMILY: Family(
+        name=simple_reversal.FAMILY, generator_version=simple_reversal.GENERATOR_VERSION,
+        splits=simple_reversal.SPLITS, config_cls=simple_reversal.SimpleReversalConfig,
+        generate=simple_reversal.generate,
+        description="comparisons between nonsense entities, tested reversed",
+    ),
+    syllogism.FAMILY: Family(
+        name=syllogism.FAMILY, generator_version=syllogism.GENERATOR_VERSION, splits=syllogism.SPLITS,
+        config_cls=syllogism.SyllogismConfig, generate=syllogism.generate,
+        description="two premises over nonsense terms; every valid conclusion is gold",
+    ),
+    semantic.FAMILY: Family(
+        name=semantic.FAMILY, generator_version=semantic.GENERATOR_VERSION, splits=semantic.SPLITS,
+        config_cls=semantic.SemanticConfig, generate=semantic.generate,
+        description="a real taxonomy of animals and objects in nonsense words",
     ),
 }
 
