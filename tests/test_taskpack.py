@@ -167,3 +167,12 @@ def test_every_task_builds(isolated_cache: Path) -> None:
         assert docs, name
         if name.endswith("_icl"):
             assert all(d["context_tokens"] > 0 and d["query"].endswith(d["prompt"]) for d in docs), name
+
+
+@pytest.mark.slow
+def test_glob_runs_every_task_with_the_dummy_model(isolated_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    code = run_lm_eval(["--model", "dummy", "--tasks", "icl_gen_*", "--limit", "2", "--output_path", str(out)])
+    assert code == 0
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert EXPECTED_TASKS <= set(results["results"])
