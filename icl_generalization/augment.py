@@ -61,6 +61,8 @@ class AugmentConfig:
             raise ValueError(f"temperature must be in [0, 5], got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.temperature == 0.0 and self.outputs_per_input != 1:
+            raise ValueError("temperature 0 (greedy decoding) gives one output per input; set outputs_per_input=1")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.batch_size < 1:

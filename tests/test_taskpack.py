@@ -175,4 +175,4 @@ def test_glob_runs_every_task_with_the_dummy_model(isolated_cache: Path, tmp_pat
     code = run_lm_eval(["--model", "dummy", "--tasks", "icl_gen_*", "--limit", "2", "--output_path", str(out)])
     assert code == 0
     results = json.loads(next(out.rglob("results_*.json")).read_text())
-    assert EXPECTED_TASKS <= set(results["results"])
+    assert set(results["results"]) >= EXPECTED_TASKS
