@@ -100,12 +100,17 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
     if split not in ds.splits:
         raise UserError(f"{family} has no test split {split!r}; it has {', '.join(ds.splits)}")
     task = f"icl_gen_{family}_{split}" + ("_icl" if condition == "icl" else "")
+    items = ds.items(split)
     provenance: dict[str, Any] = {
         "family": family, "split": split, "condition": condition, "fingerprint": ds.fingerprint(),
         "generator_version": ds.generator_version, "data_seed": seed, "data_source": ds.source,
+        "n_items": len(items),
+        # Expected accuracy of a uniform guess (several golds count): the line plots draw and the
+        # contamination check tests against.
+        "chance": round(sum(len(i.gold) / len(i.choices) for i in items) / len(items), 6),
     }
     if condition == "closed_book":
-        rows = [_row(item, ds, "", 0, 0, -1) for item in ds.items(split)]
+        rows = [_row(item, ds, "", 0, 0, -1) for item in items]
         return rows, provenance
 
     resolved = resolve_model(model_name_for_tokenizer(kwargs))
@@ -129,13 +134,13 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     builder = ContextBuilder(ds.train, count, budget, random.Random(f"{seed}:{task}"), task=task, mode=mode)
-    items = {i.id: i for i in ds.items(split)}
-    shards = builder.plan(list(items.values()))
+    by_id = {i.id: i for i in items}
+    shards = builder.plan(items)
     rows = []
     # Rows are ordered by shard, so `--limit N` takes whole shards first and shares the fewest contexts.
     for index, shard in enumerate(shards):
         for item_id in shard.item_ids:
-            rows.append(_row(items[item_id], ds, shard.context, shard.n_tokens, len(shard.doc_ids), index))
+            rows.append(_row(by_id[item_id], ds, shard.context, shard.n_tokens, len(shard.doc_ids), index))
     extra = {"shards": len(shards), "strategy": sorted({s.strategy for s in shards}),
              "context_tokens_max": max(s.n_tokens for s in shards),
              "context_docs_max": max(len(s.doc_ids) for s in shards)}
