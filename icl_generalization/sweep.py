@@ -5,6 +5,11 @@ The study observed that interference grows with context length (it subsampled th
 to several token budgets, and the metric names are the lengths, as in lm-eval's RULER tasks. Lengths are
 chosen with ``--metadata sweep_lengths=[512,2048]``; by default every listed length up to the model's window.
 A length that was not run reports -1, RULER's convention, so a table never shows a made-up zero.
+
+Sweeps build contexts in ``shard`` mode by default (``--metadata context_mode=...`` overrides): in ``auto``
+mode every length that can hold the 8x subsample would get the same prompt, and the columns would repeat one
+measurement. The context each length really got is recorded (``sweep_context_tokens``): a training set
+smaller than a length cannot fill it.
 """
 
 from __future__ import annotations
@@ -46,21 +51,25 @@ def sweep_rows(family: str, split: str, kwargs: Mapping[str, Any]) -> tuple[list
     columns: list[list[dict]] = []
     ran, skipped = [], []
     provenance: dict[str, Any] = {}
+    context_tokens: dict[str, int] = {}
     for length in lengths:
         try:
-            rows, provenance = task_rows(family, split, "icl", {**kwargs, "context_budget": length})
+            rows, provenance = task_rows(family, split, "icl", {"context_mode": "shard", **kwargs,
+                                                                  "context_budget": length})
         except ContextBudgetError as exc:
             # A short length that cannot hold a question's evidence is reported as not run (-1).
             log.warning("sweep %s_%s: skipping %d tokens: %s", family, split, length, exc)
             skipped.append(length)
             continue
         ran.append(length)
+        context_tokens[str(length)] = int(provenance["context_tokens_max"])
         columns.append([{**row, "sweep_length": length} for row in rows[:per_length]])
     if not columns:
         raise UserError(f"icl_gen_{family}_icl_sweep: no requested length ({lengths}) can hold the questions")
     # Interleaved by length, so `--limit N` still samples every length.
     rows = [column[i] for i in range(max(map(len, columns))) for column in columns if i < len(column)]
-    provenance = {**provenance, "sweep_lengths": ran, "sweep_skipped": skipped, "sweep_items": per_length}
+    provenance = {**provenance, "sweep_lengths": ran, "sweep_skipped": skipped, "sweep_items": per_length,
+                  "sweep_context_tokens": context_tokens}
     for key in ("context_budget", "shards", "strategy", "context_tokens_max", "context_docs_max"):
         provenance.pop(key, None)
     return rows, provenance

@@ -126,6 +126,9 @@ def test_sweep_reports_accuracy_per_length(tiny_model_path: Path, isolated_cache
     assert row["2048,none"] == -1.0 and row["8192,none"] == -1.0
     provenance = results["configs"]["icl_gen_reversal_curse_icl_sweep"]["metadata"]["provenance"]
     assert provenance["sweep_lengths"] == [256, 512, 1024]
+    # shard mode fills each length: the contexts grow with the budget instead of repeating one prompt
+    tokens = provenance["sweep_context_tokens"]
+    assert tokens["256"] < tokens["512"] < tokens["1024"] <= 1024
 
 
 def test_sweep_rejects_lengths_beyond_the_window(tiny_model_path: Path, isolated_cache: Path) -> None:

@@ -10,7 +10,9 @@ directions}`` are scored. Gold is every statement that follows.
 
 Semantics (**ours**; the study is silent): modern (Boolean) logic, *without existential import*: ``All X are
 Y`` does not imply that any X exists. This is what makes the study's example have exactly one correct answer
-(``All troff are yomp``; with import, ``Some troff are yomp`` would follow too) and chance about 1/6.
+(``All troff are yomp``; with import, ``Some troff are yomp`` would follow too). An ``All`` conclusion has one
+gold statement, but ``Some`` and ``No`` read the same in both directions, so those items have two: chance is
+1/6 for Barbara-like items and 1/3 for the rest (0.316 over the default 69 items, recorded per task).
 
 Gold is decided here with the classical *rules of distribution* (Copi's rules), a method that shares nothing
 with ``checkers.valid_conclusions``, which model-checks the 256 Venn diagrams; a test proves they agree on every
