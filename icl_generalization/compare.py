@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from .results import Run, TaskResult, chance_level
 CONDITIONS = ("pretrained", "ICL", "FT", "augmented FT")
 KIND_TO_CONDITION = {"ft": "FT", "aug_ft": "augmented FT"}
 METRICS = ("acc", "acc_norm")
+CONTAMINATION_ALPHA = 0.05
 MARKER = "leaderboard.json"  # a folder holding it is ours to replace
 
 
@@ -54,6 +55,12 @@ class Cell:
     n: int
     task: str
     run: str
+    # Pretrained rows only: one-sided binomial p-value that the unexposed model beats chance.
+    above_chance_p: float | None = None
+
+    @property
+    def contaminated(self) -> bool:
+        return self.above_chance_p is not None and self.above_chance_p < CONTAMINATION_ALPHA
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,28 @@ def _column_chance(col: Column, tasks: Sequence[TaskResult]) -> float | None:
     return None
 
 
+def _flag_contamination(cells: dict[tuple[Row, Column], Cell], chance: dict[Column, float | None]) -> list[str]:
+    """The pretrained closed-book scores double as the contamination check: a split the unexposed model
+    answers significantly above chance (one-sided binomial test) is guessable without the training data.
+
+    With several gold answers per item the guessing rate varies by item; the mean rate makes the binomial
+    test approximate there (exact for one gold answer per item)."""
+    from scipy.stats import binomtest
+
+    notes = []
+    for (row, col), cell in list(cells.items()):
+        rate = chance.get(col)
+        if row.condition != "pretrained" or rate is None or not 0 < rate < 1 or cell.n < 1:
+            continue
+        correct = round(cell.value * cell.n)
+        p = float(binomtest(correct, cell.n, rate, alternative="greater").pvalue)
+        cells[row, col] = replace(cell, above_chance_p=p)
+        if p < CONTAMINATION_ALPHA:
+            notes.append(f"† {row.label}, {col.label}: the pretrained model scores {cell.value:.3f} against chance "
+                         f"{rate:.3f} (binomial p = {p:.3g}): these answers are guessable without the training data")
+    return notes
+
+
 def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     if metric not in METRICS:
         raise UserError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -152,6 +181,7 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
         cells[row, col] = Cell(value, task.stderr(metric), task.n, task.name, str(run.path))
     columns = _column_order(col for _, col in cells)
     chance = {col: _column_chance(col, [t for _, t in entries]) for col in columns}
+    notes += _flag_contamination(cells, chance)
     cond_index = {c: i for i, c in enumerate(CONDITIONS)}
     rows = sorted({row for row, _ in cells},
                   key=lambda r: (r.model, cond_index.get(r.condition, len(CONDITIONS)), r.checkpoint or ""))
@@ -162,7 +192,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
 def format_cell(cell: Cell | None) -> str:
     if cell is None:
         return "–"
-    return f"{cell.value:.3f} ± {cell.stderr:.3f}" if cell.stderr is not None else f"{cell.value:.3f}"
+    text = f"{cell.value:.3f} ± {cell.stderr:.3f}" if cell.stderr is not None else f"{cell.value:.3f}"
+    return f"{text} †" if cell.contaminated else text
 
 
 def _fmt(value: float | None) -> str:

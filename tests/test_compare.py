@@ -223,3 +223,20 @@ def test_tiny_model_beside_the_dummy_and_gated_against_it(dummy_run: Path, tiny_
     assert {t.status for t in report.tasks} <= {"ok", "regression", "drop-not-significant"}
     assert all(t.n_paired == 24 for t in report.tasks)
     assert run_check(tiny, tiny).exit_code == 0
+
+
+def test_pretrained_above_chance_is_flagged_as_contamination(dummy_run: Path, tmp_path: Path) -> None:
+    from scipy.stats import binom
+
+    def guessable(data: dict[str, Any]) -> None:
+        data["results"][CLOSED]["acc,none"] = 0.5  # 12 of 24 against a chance of 1/4
+    board = build_leaderboard(load_runs([planted_copy(dummy_run, tmp_path / "guessable", guessable)]))
+    cells = {r.condition: cell for (r, _), cell in board.cells.items()}
+    assert cells["pretrained"].above_chance_p == pytest.approx(binom.sf(11, 24, 0.25))
+    assert cells["pretrained"].contaminated and cells["ICL"].above_chance_p is None  # only unexposed rows
+    markdown = to_markdown(board)
+    assert "| dummy | pretrained | 0.500 ± " in markdown and " † |" in markdown
+    assert "guessable without the training data" in markdown
+    # The real dummy run (random scores) is not flagged.
+    clean = build_leaderboard(load_runs([dummy_run]))
+    assert not any(c.contaminated for c in clean.cells.values())
