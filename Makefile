@@ -10,7 +10,11 @@ TORCH := torch==2.13.0
 DEMO_TASKS := icl_gen_reversal_curse_p2d,icl_gen_reversal_curse_p2d_reverse,icl_gen_reversal_curse_p2d_reverse_icl
 DEMO_ARGS ?= --limit 40 --metadata context_budget=2048
 
-.PHONY: install demo test test-fast lint clean
+# The leaderboard test renders the HTML page in headless Chromium (Debian's package); installed only if missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install demo test test-fast lint clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +38,16 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check icl_generalization tests
 	$(BIN)/mypy
 
-test: lint
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+test: lint chromium
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-test-fast: lint
+test-fast: lint chromium
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 clean:

@@ -120,6 +120,31 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     return run_lm_eval(rest)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import build_leaderboard, to_markdown, write_leaderboard
+    from .results import load_runs
+
+    board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
+    print(to_markdown(board), end="")
+    if args.out:
+        for kind, path in write_leaderboard(board, Path(args.out)).items():
+            print(f"wrote {kind}: {path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import CheckConfig, run_check, to_markdown, write_report
+
+    config = CheckConfig(alpha=args.alpha, max_drop=args.max_drop, metric=args.metric, correction=args.correction,
+                         allow_drift=args.allow_drift)
+    report = run_check(Path(args.baseline), Path(args.candidate), config)
+    print(to_markdown(report), end="")
+    if args.out:
+        for path in write_report(report, Path(args.out)):
+            print(f"wrote {path}", file=sys.stderr)
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DEFAULT_SEED, FAMILIES
 
@@ -173,6 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--verbose", action="store_true", help="list every word with its tokens")
     p.set_defaults(func=_cmd_lexicon_audit)
+    p = sub.add_parser("compare", help="leaderboard (markdown, CSV, HTML, PNG) from lm-eval results")
+    p.add_argument("results", nargs="+", help="lm-eval results files or folders (--output_path)")
+    p.add_argument("--out", help="folder for leaderboard.{md,csv,html,json} and one PNG per family")
+    p.add_argument("--metric", default="acc", choices=["acc", "acc_norm"])
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("check", help="CI gate: paired test of a candidate run against a baseline "
+                       "(exit 0 ok, 1 regression, 2 cannot compare)")
+    p.add_argument("--baseline", required=True, help="lm-eval results file or folder, run with --log_samples")
+    p.add_argument("--candidate", required=True, help="lm-eval results file or folder, run with --log_samples")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of McNemar's exact test")
+    p.add_argument("--max-drop", type=float, default=0.02, help="tolerated absolute accuracy drop")
+    p.add_argument("--metric", default="acc", help="per-sample metric (acc, acc_norm)")
+    p.add_argument("--correction", default="holm", choices=["holm", "none"], help="multiple-testing correction")
+    p.add_argument("--allow-drift", action="store_true", help="drifted tasks are reported but do not fail")
+    p.add_argument("--out", help="folder for check.md and check.json")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 

@@ -1,0 +1,163 @@
+"""``icl-gen check`` on real lm-eval per-sample logs (dummy model) and copies with planted changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval_runs import TASKS, lm_eval_run, planted_copy, samples_file
+
+from icl_generalization.check import CheckConfig, holm, mcnemar_exact, run_check
+from icl_generalization.cli import main
+from icl_generalization.errors import UserError
+
+CLOSED, ICL = TASKS
+
+
+@pytest.fixture(scope="module")
+def dummy_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    return lm_eval_run("dummy", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
+
+
+@pytest.fixture(scope="module")
+def other_data_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    return lm_eval_run("dummy_other_data", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
+
+
+def _flip(task: str, count: int) -> Any:
+    """Make the candidate lose ``count`` items of ``task`` that the baseline got right."""
+    def edit(name: str, lines: list[dict[str, Any]]) -> None:
+        if name != task:
+            return
+        right = [line for line in lines if line["acc"] == 1.0]
+        assert len(right) >= count, "the baseline run has too few right answers to plant a drop"
+        for line in right[:count]:
+            line["acc"] = 0.0
+    return edit
+
+
+def _check(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["check", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_identical_runs_pass(dummy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    copy = planted_copy(dummy_run, tmp_path / "same")
+    code, out, _ = _check(["--baseline", str(dummy_run), "--candidate", str(copy), "--out", str(tmp_path / "r")],
+                          capsys)
+    assert code == 0
+    assert "**no regression** (exit 0)" in out
+    report = json.loads((tmp_path / "r" / "check.json").read_text())
+    assert report["exit_code"] == 0
+    assert {t["task"]: (t["status"], t["n_paired"], t["losses"], t["wins"]) for t in report["tasks"]} == {
+        CLOSED: ("ok", 24, 0, 0), ICL: ("ok", 24, 0, 0)}
+    assert (tmp_path / "r" / "check.md").read_text() == out
+
+
+def test_planted_drop_is_a_regression_naming_the_task(dummy_run: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    worse = planted_copy(dummy_run, tmp_path / "worse", edit_samples=_flip(CLOSED, 6))
+    code, out, _ = _check(["--baseline", str(dummy_run), "--candidate", str(worse)], capsys)
+    assert code == 1
+    assert f"REGRESSION in {CLOSED}" in out
+    report = run_check(dummy_run, worse)
+    closed = next(t for t in report.tasks if t.task == CLOSED)
+    assert (closed.status, closed.losses, closed.wins) == ("regression", 6, 0)
+    assert closed.delta == pytest.approx(-6 / 24)
+    assert closed.p_value == pytest.approx(1 / 64)
+    assert closed.p_adjusted == pytest.approx(2 / 64)  # Holm over the two tasks
+    assert next(t for t in report.tasks if t.task == ICL).status == "ok"
+
+
+def test_small_drop_is_within_noise_and_tolerance_matters(dummy_run: Path, tmp_path: Path) -> None:
+    one = planted_copy(dummy_run, tmp_path / "one", edit_samples=_flip(CLOSED, 1))
+    report = run_check(dummy_run, one)
+    assert report.exit_code == 0
+    assert next(t for t in report.tasks if t.task == CLOSED).status == "drop-not-significant"
+    # The same six lost items pass when the tolerated drop is larger than the drop.
+    six = planted_copy(dummy_run, tmp_path / "six", edit_samples=_flip(CLOSED, 6))
+    assert run_check(dummy_run, six, CheckConfig(max_drop=0.3)).exit_code == 0
+    assert run_check(dummy_run, six, CheckConfig(max_drop=0.2)).exit_code == 1
+
+
+def test_run_on_different_data_cannot_be_compared(dummy_run: Path, other_data_run: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _check(["--baseline", str(dummy_run), "--candidate", str(other_data_run)], capsys)
+    assert code == 2
+    assert "CANNOT COMPARE" in out and "dataset fingerprint" in out
+    report = run_check(dummy_run, other_data_run)
+    assert {t.status for t in report.tasks} == {"drift"}
+
+
+def test_prompt_drift_is_drift_not_regression(dummy_run: Path, tmp_path: Path) -> None:
+    def reword(name: str, lines: list[dict[str, Any]]) -> None:
+        if name == ICL:
+            for line in lines[:3]:
+                line["prompt_hash"] = "0" * 64
+                line["acc"] = 0.0
+    drifted = planted_copy(dummy_run, tmp_path / "drift", edit_samples=reword)
+    report = run_check(dummy_run, drifted)
+    icl = next(t for t in report.tasks if t.task == ICL)
+    assert icl.status == "drift" and "prompt_hash on 3 of 24" in icl.reason
+    assert report.exit_code == 2
+    assert run_check(dummy_run, drifted, CheckConfig(allow_drift=True)).exit_code == 0
+
+
+def test_missing_samples_file_is_a_clear_error(dummy_run: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    copy = planted_copy(dummy_run, tmp_path / "nosamples")
+    samples_file(copy, ICL).unlink()
+    with pytest.raises(UserError, match=f"no per-sample log for task {ICL} .*rerun lm-eval with --log_samples"):
+        run_check(dummy_run, copy)
+    code, out, err = _check(["--baseline", str(dummy_run), "--candidate", str(copy)], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("icl-gen: error: no per-sample log") and err.count("\n") == 1
+
+
+def test_runs_with_no_common_task(dummy_run: Path, tmp_path: Path) -> None:
+    def rename(data: dict[str, Any]) -> None:
+        for section in ("results", "configs", "versions"):
+            data[section] = {f"x_{k}": v for k, v in data[section].items()}
+    renamed = planted_copy(dummy_run, tmp_path / "renamed", rename)
+    with pytest.raises(UserError, match="share no task"):
+        run_check(dummy_run, renamed)
+
+
+def test_statistics() -> None:
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(6, 0) == pytest.approx(1 / 64)
+    assert mcnemar_exact(0, 6) == pytest.approx(1.0)
+    assert mcnemar_exact(5, 5) == pytest.approx(0.623046875)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [({"alpha": 0}, "alpha"), ({"max_drop": 1.5}, "max_drop"),
+                                               ({"correction": "bonf"}, "correction"), ({"metric": ""}, "metric")])
+def test_config_names_the_bad_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(UserError, match=field):
+        CheckConfig(**kwargs)
+
+
+def test_ci_workflow_example_is_valid_and_runs_the_gate() -> None:
+    import re
+    import shlex
+
+    import yaml
+
+    from icl_generalization.cli import build_parser
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ci.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    workflow = yaml.safe_load(block)
+    steps = workflow["jobs"]["gate"]["steps"]
+    runs = [s["run"] for s in steps if "run" in s]
+    evaluate = next(r for r in runs if "icl-gen eval" in r)
+    assert "--log_samples" in evaluate and "--output_path results/candidate" in evaluate
+    gate = next(r for r in runs if r.startswith("icl-gen check"))
+    args = build_parser().parse_args(shlex.split(gate)[1:])
+    assert (args.baseline, args.candidate, args.alpha, args.max_drop) == ("ci/baseline", "results/candidate",
+                                                                          0.05, 0.02)
+    assert any(s.get("if") == "always()" and "upload-artifact" in s.get("uses", "") for s in steps)

@@ -1,0 +1,242 @@
+"""``icl-gen compare`` on real lm-eval output (lm-eval's dummy model on our tasks) and planted copies of it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval_runs import TASKS, lm_eval_run, planted_copy, results_file
+
+from icl_generalization.cli import main
+from icl_generalization.compare import build_leaderboard, condition_of, to_csv, to_markdown, write_leaderboard
+from icl_generalization.errors import UserError
+from icl_generalization.results import load_runs
+
+CLOSED, ICL = TASKS
+
+
+@pytest.fixture(scope="module")
+def dummy_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    return lm_eval_run("dummy", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
+
+
+@pytest.fixture(scope="module")
+def other_data_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    return lm_eval_run("dummy_other_data", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
+
+
+def _as_checkpoint(name: str, kind: str, acc: float) -> Any:
+    """Turn a copy into a closed-book evaluation of a finetuned checkpoint, as the adapter loader records it."""
+    def edit(data: dict[str, Any]) -> None:
+        data["config"].update(checkpoint=name, checkpoint_kind=kind, checkpoint_sha256="ab" * 32)
+        for section in ("results", "configs", "versions"):
+            data[section].pop(ICL)
+        data["results"][CLOSED]["acc,none"] = acc
+        data["results"][CLOSED]["acc_stderr,none"] = (acc * (1 - acc) / 23) ** 0.5
+    return edit
+
+
+@pytest.fixture(scope="module")
+def four_conditions(dummy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("four")
+    ft = planted_copy(dummy_run, root / "ft", _as_checkpoint("ckpt-ft", "ft", 0.125))
+    aug = planted_copy(dummy_run, root / "aug", _as_checkpoint("ckpt-aug", "aug_ft", 0.875))
+    return [dummy_run, ft, aug]
+
+
+def _scores(folder: Path, task: str) -> tuple[float, float]:
+    entry = json.loads(results_file(folder).read_text())["results"][task]
+    return entry["acc,none"], entry["acc_stderr,none"]
+
+
+def test_leaderboard_rows_cells_and_chance(four_conditions: list[Path]) -> None:
+    board = build_leaderboard(load_runs(four_conditions))
+    labels = [r.label for r in board.rows]
+    assert labels == ["dummy · pretrained", "dummy · ICL", "dummy + ckpt-ft · FT", "dummy + ckpt-aug · augmented FT"]
+    assert [c.label for c in board.columns] == ["reversal_curse/p2d_reverse"]
+    markdown = to_markdown(board)
+    base, se = _scores(four_conditions[0], CLOSED)
+    icl, icl_se = _scores(four_conditions[0], ICL)
+    assert f"| dummy | pretrained | {base:.3f} ± {se:.3f} |" in markdown
+    assert f"| dummy | ICL | {icl:.3f} ± {icl_se:.3f} |" in markdown
+    assert f"| dummy + ckpt-ft | FT | 0.125 ± {(0.125 * 0.875 / 23) ** 0.5:.3f} |" in markdown
+    assert "| dummy + ckpt-aug | augmented FT | 0.875 ±" in markdown
+    # Reversal-curse items have four names and one gold: chance comes from the logged items.
+    assert "| *chance* | | 0.250 |" in markdown
+    fingerprint = json.loads(results_file(four_conditions[0]).read_text())["configs"][CLOSED]["metadata"][
+        "provenance"]["fingerprint"]
+    assert fingerprint[:16] in markdown
+
+
+def test_csv_matches_the_results(four_conditions: list[Path]) -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_leaderboard(load_runs(four_conditions))))))
+    col = "reversal_curse/p2d_reverse"
+    got = {(r["model"], r["checkpoint"], r["condition"]): float(r[f"{col} acc"]) for r in rows if r[f"{col} acc"]}
+    assert got == {("dummy", "", "pretrained"): _scores(four_conditions[0], CLOSED)[0],
+                   ("dummy", "", "ICL"): _scores(four_conditions[0], ICL)[0],
+                   ("dummy", "ckpt-ft", "FT"): 0.125, ("dummy", "ckpt-aug", "augmented FT"): 0.875,
+                   ("chance", "", ""): 0.25}
+    assert {r[f"{col} n"] for r in rows if r["model"] != "chance"} == {"24"}
+
+
+def test_cli_writes_markdown_csv_html_and_png(four_conditions: list[Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import matplotlib.image
+
+    out = tmp_path / "board"
+    assert main(["compare", *map(str, four_conditions), "--out", str(out)]) == 0
+    assert "| dummy + ckpt-aug | augmented FT | 0.875" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.html", "leaderboard.json",
+                                                      "leaderboard.md", "reversal_curse.png"]
+    image = matplotlib.image.imread(out / "reversal_curse.png")
+    pixels = {tuple(round(float(v) * 255) for v in px[:3]) for px in image.reshape(-1, image.shape[2])}
+    # One bar colour per condition (pretrained grey, ICL blue, FT orange, augmented FT green).
+    for colour in ((0x9E, 0x9E, 0x9E), (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E), (0x2C, 0xA0, 0x2C)):
+        assert colour in pixels
+    # A second compare may replace its own folder, never a foreign one.
+    assert main(["compare", str(four_conditions[0]), "--out", str(out)]) == 0
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["compare", str(four_conditions[0]), "--out", str(foreign)]) == 2
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_refuses_different_fingerprints(dummy_run: Path, other_data_run: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    other = other_data_run
+    with pytest.raises(UserError, match="reversal_curse was evaluated on different data") as info:
+        build_leaderboard(load_runs([dummy_run, other]))
+    assert str(results_file(dummy_run)) in str(info.value) and str(results_file(other)) in str(info.value)
+    assert main(["compare", str(dummy_run), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icl-gen: error: cannot put these results side by side") and err.count("\n") == 1
+
+
+def test_refuses_different_task_versions(dummy_run: Path, tmp_path: Path) -> None:
+    def bump(data: dict[str, Any]) -> None:
+        data["versions"][ICL] = 2.0
+    bumped = planted_copy(dummy_run, tmp_path / "v2", bump)
+    with pytest.raises(UserError, match=f"task {ICL} has different versions.*version 1.0 in .*version 2.0 in"):
+        build_leaderboard(load_runs([dummy_run, bumped]))
+
+
+def test_later_run_supersedes_and_other_tasks_are_skipped(dummy_run: Path, tmp_path: Path) -> None:
+    def rerun(data: dict[str, Any]) -> None:
+        data["date"] += 60
+        data["results"][CLOSED]["acc,none"] = 0.75
+        data["results"]["arc_easy"] = {"acc,none": 0.5}
+        data["configs"]["arc_easy"] = {"task": "arc_easy", "metadata": {"version": 1.0}}
+    later = planted_copy(dummy_run, tmp_path / "later", rerun)
+    board = build_leaderboard(load_runs([later, dummy_run]))
+    assert [c.value for (r, _), c in board.cells.items() if r.condition == "pretrained"] == [0.75]
+    assert any("superseded" in n for n in board.notes)
+    assert any("arc_easy" in n for n in board.notes)
+
+
+def test_condition_names(dummy_run: Path, tmp_path: Path) -> None:
+    def peft_only(data: dict[str, Any]) -> None:
+        data["config"]["model_args"] = "pretrained=/models/base-7b,peft=/adapters/run-3"
+    (run,) = load_runs([planted_copy(dummy_run, tmp_path / "peft", peft_only)])
+    assert (run.model, run.checkpoint) == ("base-7b", "run-3")
+    assert condition_of(run, run.tasks[CLOSED]) == "FT"
+    assert condition_of(run, run.tasks[ICL]) == "ICL"
+
+
+def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        load_runs([tmp_path / "nope"])
+    with pytest.raises(UserError, match=r"no lm-eval results file \(results_\*.json\)"):
+        load_runs([tmp_path])
+    bad = tmp_path / "results_x.json"
+    bad.write_text("{}")
+    with pytest.raises(UserError, match="not an lm-eval results file"):
+        load_runs([bad])
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.skip("chromium is not installed (`make test` installs it: apt-get install chromium)")
+    return found
+
+
+def _headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}"]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_html_page_renders_in_headless_chromium(four_conditions: list[Path], tmp_path: Path) -> None:
+    import matplotlib.image
+
+    browser = _chromium()
+    board = build_leaderboard(load_runs(four_conditions))
+    out = tmp_path / "board"
+    page = write_leaderboard(board, out)["html"]
+    dom = _headless(browser, tmp_path / "profile-dom", "--dump-dom", page.as_uri()).stdout
+    table = re.search(r'<table id="leaderboard">.*?</table>', dom, re.S)
+    assert table, dom[:500]
+    rows = re.findall(r'<tr data-row="([^"]+)">(.*?)</tr>', table.group(0), re.S)
+    assert [label for label, _ in rows] == [r.label for r in board.rows]
+    texts = {label: re.sub(r"<[^>]+>", "|", body) for label, body in rows}
+    assert "0.875 ±" in texts["dummy + ckpt-aug · augmented FT"]
+    assert "0.125 ±" in texts["dummy + ckpt-ft · FT"]
+    assert len(re.findall(r'<img alt="reversal_curse" src="data:image/png;base64,', dom)) == 1
+    shot = tmp_path / "screenshot.png"
+    _headless(browser, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1100,900",
+              page.as_uri())
+    image = matplotlib.image.imread(shot)
+    assert image.shape[:2] == (900, 1100)
+    top = image[:300, :, :3]
+    # The table's text is drawn near the top (dark pixels on white), and the embedded figure's
+    # bars show their condition colours further down: the page rendered, images included.
+    assert (top.sum(axis=2) < 1.0).sum() > 500
+    pixels = {tuple(round(float(v) * 255) for v in px) for px in image[:, :, :3].reshape(-1, 3)}
+    assert (0x2C, 0xA0, 0x2C) in pixels and (0x1F, 0x77, 0xB4) in pixels
+
+
+@pytest.mark.slow
+def test_tiny_model_beside_the_dummy_and_gated_against_it(dummy_run: Path, tiny_model_path: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory,
+                                                          default_model_path: Path, tmp_path: Path) -> None:
+    """The package's own model class end to end: rows named from ``pretrained``, same data as the dummy run,
+    and the two models' per-sample logs pair item for item (same prompts), so the gate compares them."""
+    from icl_generalization.check import run_check
+
+    tiny = lm_eval_run("tiny", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path, tiny_model_path)
+    board = build_leaderboard(load_runs([dummy_run, tiny]))
+    name = tiny_model_path.name
+    assert [r.label for r in board.rows] == ["dummy · pretrained", "dummy · ICL", f"{name} · pretrained",
+                                             f"{name} · ICL"]
+    write_leaderboard(board, tmp_path / "board")
+    assert (tmp_path / "board" / "reversal_curse.png").stat().st_size > 5000
+    report = run_check(dummy_run, tiny)
+    assert {t.status for t in report.tasks} <= {"ok", "regression", "drop-not-significant"}
+    assert all(t.n_paired == 24 for t in report.tasks)
+    assert run_check(tiny, tiny).exit_code == 0
+
+
+def test_pretrained_above_chance_is_flagged_as_contamination(dummy_run: Path, tmp_path: Path) -> None:
+    from scipy.stats import binom
+
+    def guessable(data: dict[str, Any]) -> None:
+        data["results"][CLOSED]["acc,none"] = 0.5  # 12 of 24 against a chance of 1/4
+    board = build_leaderboard(load_runs([planted_copy(dummy_run, tmp_path / "guessable", guessable)]))
+    cells = {r.condition: cell for (r, _), cell in board.cells.items()}
+    assert cells["pretrained"].above_chance_p == pytest.approx(binom.sf(11, 24, 0.25))
+    assert cells["pretrained"].contaminated and cells["ICL"].above_chance_p is None  # only unexposed rows
+    markdown = to_markdown(board)
+    assert "| dummy | pretrained | 0.500 ± " in markdown and " † |" in markdown
+    assert "guessable without the training data" in markdown
+    # The real dummy run (random scores) is not flagged.
+    clean = build_leaderboard(load_runs([dummy_run]))
+    assert not any(c.contaminated for c in clean.cells.values())
