@@ -48,6 +48,9 @@ class AugmentConfig:
     seed: int = 0
     batch_size: int = 8
     limit: int | None = None
+    # Augment a seeded random sample of this many documents instead of the first ``limit``: a small run
+    # then covers every entity rather than the first few.
+    sample: int | None = None
     clean: bool = False
     # Global mode: tokens the corpus part may take (default: the model's window minus room for the rest).
     context_budget: int | None = None
@@ -69,6 +72,8 @@ class AugmentConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.sample is not None and (self.sample < 1 or self.limit is not None):
+            raise ValueError(f"sample must be >= 1 and cannot be combined with limit, got {self.sample}")
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,14 @@ def prompt_template(mode: str) -> str:
         encoding="utf-8")
 
 
-def augment_inputs(ds: Dataset, mode: str, limit: int | None) -> list[AugmentInput]:
+def augment_inputs(ds: Dataset, mode: str, limit: int | None, sample: int | None = None,
+                   seed: int = 0) -> list[AugmentInput]:
     """What gets one call each: sentences (local mode) or whole documents (global mode, item families)."""
-    docs = [d for d in ds.train if d.kind == "document"][:limit]
+    docs = [d for d in ds.train if d.kind == "document"]
+    if sample is not None and sample < len(docs):
+        keep = set(random.Random(f"{seed}:sample").sample(range(len(docs)), sample))
+        docs = [d for i, d in enumerate(docs) if i in keep]
+    docs = docs[:limit]
     if mode == "global" or ds.family in ITEM_FAMILIES:
         return [AugmentInput(source_id=d.id, text=d.text, doc_id=d.id) for d in docs]
     inputs = []
@@ -228,7 +238,7 @@ def run_augment(ds: Dataset, model: str, out: Path, config: AugmentConfig, backe
                 "dataset_fingerprint": ds.fingerprint(), "seed": config.seed, "temperature": config.temperature,
                 "top_p": config.top_p, "max_new_tokens": config.max_new_tokens}
     writer = CorpusWriter(out, identity)
-    inputs = augment_inputs(ds, config.mode, config.limit)
+    inputs = augment_inputs(ds, config.mode, config.limit, config.sample, config.seed)
     n = config.outputs_per_input
     todo = [i for i in inputs if any((i.source_id, k) not in writer.done for k in range(n))]
     stats = AugmentStats(inputs=len(inputs), inputs_skipped_as_done=len(inputs) - len(todo))

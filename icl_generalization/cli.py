@@ -56,7 +56,8 @@ def _cmd_augment(args: argparse.Namespace) -> int:
                                                                                               else 1),
                                temperature=args.temperature, top_p=args.top_p,
                                max_new_tokens=args.max_new_tokens or (96 if args.mode == "local" else 256),
-                               seed=args.seed, batch_size=args.batch_size, limit=args.limit, clean=args.clean,
+                               seed=args.seed, batch_size=args.batch_size, limit=args.limit, sample=args.sample,
+                               clean=args.clean,
                                context_budget=args.context_budget)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--limit", type=int, help="augment only the first N documents")
+    p.add_argument("--sample", type=int, help="augment a seeded random sample of N documents")
     p.add_argument("--clean", action="store_true", help="drop empty, runaway and duplicate outputs (counted)")
     p.add_argument("--context-budget", type=int, help="global mode: tokens for the corpus part")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf")

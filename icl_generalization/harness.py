@@ -88,13 +88,37 @@ def model_name_for_tokenizer(kwargs: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
+def family_overrides(family: str, data_config: Any) -> dict[str, Any]:
+    """Generator overrides for one family from ``data_config``.
+
+    Either the family's own fields (``{"n_facts": 20}``, for a run of one family) or a mapping keyed by family
+    name (``{"semantic": {"n_documents": 300}, "syllogism": {"n_items": 20}}``), which one run of every
+    family (``--tasks 'icl_gen_*'``) needs since each family rejects the others' fields.
+    """
+    if not data_config:
+        return {}
+    if isinstance(data_config, str):
+        try:
+            data_config = json.loads(data_config)
+        except json.JSONDecodeError:
+            raise UserError(f"data_config is not a JSON object: {data_config!r}") from None
+    if not isinstance(data_config, dict):
+        raise UserError(f"data_config must be a mapping, got {type(data_config).__name__}")
+    from .datasets import FAMILIES
+
+    keyed = [k for k in data_config if k in FAMILIES]
+    if keyed and len(keyed) != len(data_config):
+        raise UserError(f"data_config mixes family names ({', '.join(keyed)}) with fields; key every entry by family")
+    return dict(data_config.get(family, {})) if keyed else dict(data_config)
+
+
 def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]) -> tuple[list[dict], dict]:
     """The lm-eval documents of one task and the provenance to record (fingerprint, sizes...)."""
     if condition not in CONDITIONS:
         raise UserError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     get_family(family)
     seed = int(kwargs.get("data_seed", DEFAULT_SEED))
-    overrides = kwargs.get("data_config") or {}
+    overrides = family_overrides(family, kwargs.get("data_config"))
     source = kwargs.get("data_source")
     ds = get_dataset(family, seed, overrides, source)
     if split not in ds.splits:

@@ -161,3 +161,10 @@ def test_default_model_writes_about_the_documents(mode: str, default_model_path:
     for doc_id in {r["doc_id"] for r in rows}:
         last_name = docs[doc_id].entities[0].split()[-1]
         assert any(last_name in r["text"] for r in rows if r["doc_id"] == doc_id), (doc_id, rows)
+
+
+def test_sample_draws_documents_across_the_set() -> None:
+    ds = get_dataset("reversal_curse", overrides=SMALL)
+    picked = augment_inputs(ds, "local", None, sample=8, seed=3)
+    assert len(picked) == 8 and picked == augment_inputs(ds, "local", None, sample=8, seed=3)
+    assert len({i.doc_id.split("-")[0] for i in picked}) > 1  # not just the first set's documents

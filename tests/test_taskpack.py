@@ -179,3 +179,16 @@ def test_glob_runs_every_task_with_the_dummy_model(isolated_cache: Path, tmp_pat
     assert code == 0
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     assert set(results["results"]) >= EXPECTED_TASKS
+
+
+def test_data_config_can_be_keyed_by_family() -> None:
+    from icl_generalization.errors import UserError
+
+    keyed = {"reversal_curse": {"people_per_set": 5}, "semantic": {"n_documents": 300}}
+    assert harness.family_overrides("reversal_curse", keyed) == {"people_per_set": 5}
+    assert harness.family_overrides("syllogism", keyed) == {}
+    assert harness.family_overrides("syllogism", '{"n_items": 9}') == {"n_items": 9}
+    with pytest.raises(UserError, match="mixes family names"):
+        harness.family_overrides("syllogism", {"semantic": {}, "n_items": 9})
+    rows, provenance = harness.task_rows("reversal_curse", "p2d_reverse", "closed_book", {"data_config": keyed})
+    assert provenance["n_items"] == len(rows) == 5 * 10
