@@ -160,6 +160,24 @@ def test_resume_after_interruption(tmp_path: Path, tiny_model_path: Path) -> Non
         run_finetune(changed)
 
 
+def test_full_finetune_loads_as_its_own_model(tmp_path: Path, tiny_model_path: Path, trained: Path) -> None:
+    from icl_generalization.harness import model_name_for_tokenizer
+    from icl_generalization.models import ICLGenLM
+
+    full = _request(tmp_path, tiny_model_path, name="tiny-full")
+    request_full = dataclasses.replace(full, recipe=full.recipe.with_overrides(method="full", max_steps=1))
+    manifest = run_finetune(request_full)
+    folder = (tmp_path / "adapters" / manifest["adapter"]["path"]).resolve()
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= names and "training_args.bin" not in names
+    lm = ICLGenLM(checkpoint=str(tmp_path / "adapters" / "tiny-full.yaml"), batch_size=1)
+    info = lm.get_model_info()
+    assert (info["checkpoint_method"], info["checkpoint_sha256"]) == ("full", manifest["adapter"]["sha256"])
+    # In-context prompts are sized with the checkpoint's base tokenizer.
+    assert model_name_for_tokenizer({"checkpoint": str(trained)}) == str(tiny_model_path.resolve())
+    assert model_name_for_tokenizer({"checkpoint": str(trained), "tokenizer": "x"}) == "x"
+
+
 # --- bad input --------------------------------------------------------------------------------------
 
 
@@ -254,19 +272,23 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_cpu_finetune_with_accelerate(tmp_path: Path, tiny_model_path: Path) -> None:
+    """Two data-parallel processes on CPU (gloo). ``--multi_gpu`` is what makes accelerate start torchrun:
+    ``accelerate launch --cpu --num_processes 2`` on one machine starts a single process (accelerate 1.x
+    runs several CPU processes only through mpirun with ``--mpirun_hostfile``)."""
     import os
 
     recipe = _recipe_file(tmp_path, TINY_RECIPE.replace("max_steps: 4", "max_steps: 2"))
     manifest = tmp_path / "adapters" / "ddp.yaml"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(_free_port()),
                "-m", "icl_generalization.cli", "finetune", "--recipe", str(recipe), "--name", "ddp",
                "--dataset", "reversal_curse", "--base", str(tiny_model_path), "--out", str(tmp_path / "run"),
                "--manifest", str(manifest), "--no-progress"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # torchrun's closing summary hides the cause: show every traceback's last lines.
+    assert done.returncode == 0, "\n".join(part[-1500:] for part in done.stderr.split("Traceback")[1:]) or done.stderr
     data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     assert data["processes"] == 2 and data["steps"] == 2
     assert resolve_checkpoint(str(manifest)).sha256 == data["adapter"]["sha256"]
