@@ -279,14 +279,3 @@ def run_augment(ds: Dataset, model: str, out: Path, config: AugmentConfig, backe
     bar.close()
     stats.prefix_computations = backend.prefix_computations
     return stats
-
-
-def read_corpus(path: Path) -> list[dict[str, Any]]:
-    """The kept outputs of an augmentation corpus (lines dropped by --clean are left out)."""
-    from .records import read_jsonl
-
-    rows = read_jsonl(path)
-    for i, row in enumerate(rows, start=1):
-        if not isinstance(row.get("text"), str):
-            raise UserError(f"{path}: line {i} has no 'text' field; not an augmentation corpus")
-    return [row for row in rows if not row.get("dropped") and row["text"].strip()]

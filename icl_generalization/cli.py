@@ -146,6 +146,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from .finetune import FinetuneRequest, run_finetune
+    from .recipes import load_recipe
+
+    recipe = load_recipe(args.recipe).with_overrides(max_steps=args.max_steps, seed=args.seed)
+    request = FinetuneRequest(
+        name=args.name, recipe=recipe, dataset=args.dataset or recipe.dataset or "",
+        base=args.base or recipe.base or "",
+        augmented=Path(args.augmented) if args.augmented else None, out=Path(args.out) if args.out else None,
+        manifest=Path(args.manifest) if args.manifest else None, resume=args.resume, data_seed=args.data_seed,
+        progress=not args.no_progress)
+    manifest = run_finetune(request)
+    if manifest:  # only the main process of a multi-process run writes and reports
+        print(f"{manifest['name']}: {manifest['kind']} ({manifest['method']}) on {manifest['base']['name']}, "
+              f"{manifest['steps']} steps in {manifest['training_seconds']} s, final loss {manifest['final_loss']}; "
+              f"adapter sha256 {manifest['adapter']['sha256'][:16]} -> {request.manifest_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DEFAULT_SEED, FAMILIES
 
@@ -217,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-drift", action="store_true", help="drifted tasks are reported but do not fail")
     p.add_argument("--out", help="folder for check.md and check.json")
     p.set_defaults(func=_cmd_check)
+    p = sub.add_parser("finetune", help="finetune a checkpoint (LoRA or full) and write its manifest")
+    p.add_argument("--recipe", required=True, help="recipe name in adapters/recipes/ or a YAML path")
+    p.add_argument("--name", required=True, help="checkpoint name (manifest adapters/NAME.yaml, run folder runs/NAME)")
+    p.add_argument("--dataset", choices=list(FAMILIES), help="training family (default: the recipe's)")
+    p.add_argument("--base", help="base model: embedded name, folder or hub id (default: the recipe's)")
+    p.add_argument("--augmented", help="augmented corpus (JSONL with a 'text' field): trains an aug_ft checkpoint")
+    p.add_argument("--max-steps", type=int, help="step budget (default: the recipe's)")
+    p.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
+    p.add_argument("--data-seed", type=int, default=DEFAULT_SEED, help="seed of the generated dataset")
+    p.add_argument("--out", help="run folder (default runs/NAME)")
+    p.add_argument("--manifest", help="manifest path (default adapters/NAME.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_finetune)
     return parser
 
 

@@ -83,8 +83,13 @@ def model_window(kwargs: Mapping[str, Any]) -> int:
 
 
 def model_name_for_tokenizer(kwargs: Mapping[str, Any]) -> str | None:
-    """Which model's tokenizer sizes the prompts: explicit ``tokenizer``, else ``pretrained``, else default."""
+    """Which model's tokenizer sizes the prompts: explicit ``tokenizer``, else ``pretrained``, else the base
+    named by ``checkpoint=`` / ``peft=`` (an adapter keeps its base's tokenizer), else the default model."""
     name = kwargs.get("tokenizer") or kwargs.get("pretrained")
+    if not name and (kwargs.get("checkpoint") or kwargs.get("peft")):
+        from .checkpoints import checkpoint_base_name
+
+        name = checkpoint_base_name(str(kwargs.get("checkpoint") or kwargs.get("peft")))
     return str(name) if name else None
 
 

@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
-from icl_generalization.augment import AugmentConfig, augment_inputs, read_corpus, run_augment
+from icl_generalization.augment import AugmentConfig, augment_inputs, run_augment
 from icl_generalization.augment_backends import HFBackend, Sample, Sampling
+from icl_generalization.corpus import read_corpus
 from icl_generalization.errors import UserError
 from icl_generalization.harness import get_dataset
 
