@@ -144,6 +144,15 @@ def checkpoint_base_name(checkpoint: str) -> str | None:
     return None
 
 
+def checkpoint_training_data(checkpoint: str) -> dict[str, Any]:
+    """The manifest's record of the training data (family, data_seed, data_config); empty for a bare folder."""
+    path = Path(checkpoint).expanduser()
+    if path.is_file():
+        data = read_manifest(path).get("training_data", {})
+        return dict(data) if isinstance(data, dict) else {}
+    return {}
+
+
 def _adapter_config(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))

@@ -96,9 +96,10 @@ def _use_bf16(recipe: Recipe) -> bool:
 def _training_data(request: FinetuneRequest) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     from .harness import get_dataset
 
-    ds = get_dataset(request.dataset, seed=request.data_seed)
+    ds = get_dataset(request.dataset, seed=request.data_seed, overrides=request.recipe.data_config)
     corpus = read_corpus(request.augmented) if request.augmented else []
-    info = {"family": ds.family, "data_seed": request.data_seed, "fingerprint": ds.fingerprint(),
+    info = {"family": ds.family, "data_seed": request.data_seed, "data_config": dict(request.recipe.data_config),
+            "fingerprint": ds.fingerprint(),
             "documents": len(ds.train),
             "augmented_corpus": str(request.augmented) if request.augmented else None,
             "augmented_corpus_sha256": file_sha256(request.augmented) if request.augmented else None,

@@ -93,6 +93,22 @@ def model_name_for_tokenizer(kwargs: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
+def _checkpoint_data(family: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint evaluated on the family it was trained on sees the same generated data by default.
+
+    Its manifest records the training data's seed and generator overrides; without them a checkpoint trained
+    on a smaller set would be tested on people it never saw. Explicit ``data_seed``/``data_config`` win.
+    """
+    if not kwargs.get("checkpoint"):
+        return {}
+    from .checkpoints import checkpoint_training_data
+
+    data = checkpoint_training_data(str(kwargs["checkpoint"]))
+    if data.get("family") != family:
+        return {}
+    return {"data_seed": data.get("data_seed", DEFAULT_SEED), "data_config": data.get("data_config") or {}}
+
+
 def family_overrides(family: str, data_config: Any) -> dict[str, Any]:
     """Generator overrides for one family from ``data_config``.
 
@@ -122,6 +138,7 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
     if condition not in CONDITIONS:
         raise UserError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     get_family(family)
+    kwargs = {**_checkpoint_data(family, kwargs), **kwargs}
     seed = int(kwargs.get("data_seed", DEFAULT_SEED))
     overrides = family_overrides(family, kwargs.get("data_config"))
     source = kwargs.get("data_source")

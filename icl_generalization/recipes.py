@@ -53,6 +53,9 @@ class Recipe:
     save_steps: int = 100
     save_total_limit: int = 2
     seed: int = 0
+    # Generator overrides of the training family (for example a smaller reversal-curse set for CPUs). The
+    # manifest records them, and evaluating the checkpoint on its own family uses the same data.
+    data_config: dict[str, Any] = field(default_factory=dict)
     # Keys the file held that this version does not know are refused, so a typo never passes silently.
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -82,6 +85,8 @@ class Recipe:
                              f"{self.gradient_accumulation_steps}")
         if isinstance(self.target_modules, list):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if not isinstance(self.data_config, dict):
+            raise ValueError(f"data_config must be a mapping of generator fields, got {self.data_config!r}")
         if not self.target_modules:
             raise ValueError("target_modules must name at least one module (or be 'all-linear')")
 

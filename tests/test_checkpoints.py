@@ -33,6 +33,7 @@ max_length: 64
 split: none
 logging_steps: 1
 save_steps: 2
+data_config: {people_per_set: 4, train_templates: 3}
 """
 
 
@@ -96,11 +97,23 @@ def test_finetune_writes_adapter_and_manifest(trained: Path, tiny_model_path: Pa
     assert data["kind"] == "ft" and data["method"] == "lora" and data["steps"] == 4
     assert data["base"]["name"] == str(tiny_model_path.resolve())
     assert data["adapter"]["sha256"] == weights_sha256(folder)[0]
-    assert len(data["training_data"]["fingerprint"]) == 64 and data["training_data"]["examples"] == 3600
+    assert len(data["training_data"]["fingerprint"]) == 64 and data["training_data"]["examples"] == 4 * 3 * 4
     assert data["recipe"]["learning_rate"] == 0.02 and isinstance(data["final_loss"], float)
     assert {p.name for p in folder.iterdir()} <= {"adapter_config.json", "adapter_model.safetensors", "README.md"}
     log = (folder.parent / "loss.jsonl").read_text(encoding="utf-8").splitlines()
     assert [yaml.safe_load(line)["step"] for line in log] == [1, 2, 3, 4]
+
+
+def test_checkpoint_is_evaluated_on_its_own_training_data(trained: Path) -> None:
+    from icl_generalization import harness
+
+    rows, provenance = harness.task_rows("reversal_curse", "p2d", "closed_book", {"checkpoint": str(trained)})
+    data = yaml.safe_load(trained.read_text(encoding="utf-8"))["training_data"]
+    assert provenance["fingerprint"] == data["fingerprint"] and len(rows) == 4 * 10
+    # an explicit data_config still wins, and other families are untouched
+    _, other = harness.task_rows("reversal_curse", "p2d", "closed_book", {"checkpoint": str(trained),
+                                                                         "data_config": {}})
+    assert other["fingerprint"] != data["fingerprint"]
 
 
 @pytest.fixture(scope="module")
