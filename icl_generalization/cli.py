@@ -115,6 +115,20 @@ def _cmd_lexicon_audit(args: argparse.Namespace) -> int:
     return 1 if collisions else 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .presets import get_preset
+    from .reproduce import run_reproduce
+
+    preset = get_preset(args.preset)
+    families = args.families.split(",") if args.families else None
+    records = run_reproduce(args.model, preset, Path(args.out), families)
+    print(f"report: {records[-1]['report']}")
+    for verdict in records[-1]["orderings"]:
+        print(f"  {verdict['family']}/{verdict['split']}: {verdict['claim']}: "
+              f"{'reproduced' if verdict['holds'] else 'NOT reproduced'} ({verdict['difference']:+.3f})")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     from .lm_eval_cli import run_lm_eval
 
@@ -194,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="default: cuda when available, else cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.set_defaults(func=_cmd_augment)
+
+    p = sub.add_parser("reproduce", help="the whole study on one model: data, evaluations, finetuning, "
+                       "augmentation, leaderboard (resumable)")
+    p.add_argument("--model", default="smollm2-135m", help="embedded name, folder or hub id")
+    p.add_argument("--preset", default="cpu-small", help="cpu-small, paper or smoke")
+    p.add_argument("--out", default="runs/reproduce", help="run folder; an existing one is resumed")
+    p.add_argument("--families", help="comma-separated subset of the preset's families")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("tasks-path", help="print the task folder for `lm_eval --include_path`")
     p.set_defaults(func=_cmd_tasks_path)

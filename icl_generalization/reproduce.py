@@ -1,0 +1,175 @@
+"""``icl-gen reproduce``: the whole study on one model, resumable stage by stage.
+
+Per family: write the data; evaluate the pretrained model closed-book and in context; finetune (FT) and
+evaluate; augment the training data with the model's own in-context inferences, finetune on both (augmented
+FT) and evaluate; then one leaderboard over everything, with the paper's orderings checked against it.
+
+Every stage writes into its own folder under ``--out`` and leaves a ``stage.json`` marker when it finished;
+a rerun skips finished stages, and a stage that was interrupted starts again (finetuning resumes from its
+last checkpoint, augmentation from its last written line).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .paths import atomic_write_text
+from .presets import FamilyPlan, Preset
+
+MARKER = "stage.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # also the folder, e.g. "finetune-ft/reversal_curse"
+    run: Callable[[Path], dict[str, Any]]
+
+
+def _tasks(family: str, conditions: tuple[str, ...]) -> list[str]:
+    from .datasets import get_family
+
+    return [f"icl_gen_{family}_{split}" + ("_icl" if condition == "icl" else "")
+            for split in get_family(family).splits for condition in conditions]
+
+
+def _metadata(plan: FamilyPlan, preset: Preset, family: str) -> str:
+    meta: dict[str, Any] = {"data_config": {family: plan.data_config}}
+    if preset.context_budget:
+        meta["context_budget"] = preset.context_budget
+    return json.dumps(meta)
+
+
+def _evaluate(folder: Path, model_args: str, tasks: list[str], metadata: str, preset: Preset,
+              limit: int | None) -> dict[str, Any]:
+    from .lm_eval_cli import run_lm_eval
+
+    args = ["--model", "icl-gen", "--model_args", model_args, "--tasks", ",".join(tasks), "--metadata", metadata,
+            "--batch_size", str(preset.batch_size), "--output_path", str(folder), "--log_samples"]
+    if limit:
+        args += ["--limit", str(limit)]
+    if run_lm_eval(args) != 0:
+        raise UserError(f"evaluation failed in {folder}")
+    return {"tasks": tasks}
+
+
+def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: Preset, kind: str,
+              corpus: Path | None) -> dict[str, Any]:
+    from .finetune import FinetuneRequest, run_finetune
+    from .recipes import load_recipe
+
+    split = plan.aug_split if kind == "aug_ft" else plan.ft_split
+    recipe = replace(load_recipe(preset.recipe), dataset=family, max_steps=plan.ft_steps, split=split,
+                     data_config=dict(plan.data_config))
+    name = f"{family}-{kind}"
+    request = FinetuneRequest(name=name, recipe=recipe, dataset=family, base=model, augmented=corpus,
+                              out=folder / "run", manifest=folder / f"{name}.yaml",
+                              resume=(folder / "run" / "checkpoints").is_dir())
+    manifest = run_finetune(request)
+    return {"manifest": str(folder / f"{name}.yaml"), "steps": manifest.get("steps"),
+            "final_loss": manifest.get("final_loss"), "seconds": manifest.get("training_seconds")}
+
+
+def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[str, Any]:
+    from .augment import AugmentConfig, run_augment
+    from .augment_backends import HFBackend
+    from .default_model import resolve_model
+    from .harness import get_dataset
+
+    config = AugmentConfig(**plan.augment)
+    ds = get_dataset(family, overrides=plan.data_config)
+    stats = run_augment(ds, model, folder / "corpus.jsonl", config, HFBackend(resolve_model(model)))
+    return {"corpus": str(folder / "corpus.jsonl"), "inputs": stats.inputs, "outputs": stats.outputs_written,
+            "new_tokens": stats.new_tokens, "seconds": round(stats.seconds, 1),
+            "tokens_per_second": round(stats.tokens_per_second, 2), "prefix_computations": stats.prefix_computations}
+
+
+def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
+    from .harness import get_dataset
+    from .records import write_dataset
+
+    return {"fingerprint": write_dataset(get_dataset(family, overrides=plan.data_config), folder / "data")}
+
+
+def plan_stages(model: str, preset: Preset, out: Path, families: list[str]) -> list[Stage]:
+    stages: list[Stage] = []
+    for family in families:
+        plan = preset.families[family]
+        meta = _metadata(plan, preset, family)
+        manifests = {kind: out / f"finetune-{kind}" / family / f"{family}-{kind}.yaml" for kind in ("ft", "aug_ft")}
+        closed, both = _tasks(family, ("closed_book",)), _tasks(family, ("closed_book", "icl"))
+        stages += [
+            Stage(f"data/{family}", partial(_data, family=family, plan=plan)),
+            Stage(f"eval-pretrained/{family}", partial(_evaluate, model_args=f"pretrained={model}", tasks=both,
+                                                       metadata=meta, preset=preset, limit=plan.eval_limit)),
+            Stage(f"finetune-ft/{family}", partial(_finetune, family=family, model=model, plan=plan, preset=preset,
+                                                   kind="ft", corpus=None)),
+            Stage(f"eval-ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['ft']}", tasks=closed,
+                                               metadata=meta, preset=preset, limit=plan.eval_limit)),
+            Stage(f"augment/{family}", partial(_augment, family=family, model=model, plan=plan)),
+            Stage(f"finetune-aug_ft/{family}", partial(_finetune, family=family, model=model, plan=plan,
+                                                       preset=preset, kind="aug_ft",
+                                                       corpus=out / "augment" / family / "corpus.jsonl")),
+            Stage(f"eval-aug_ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['aug_ft']}",
+                                                   tasks=closed, metadata=meta, preset=preset,
+                                                   limit=plan.eval_limit)),
+        ]
+    stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model)))
+    return stages
+
+
+def _leaderboard(folder: Path, out: Path, preset: Preset, model: str) -> dict[str, Any]:
+    from .compare import build_leaderboard, to_markdown, write_leaderboard
+    from .orderings import check_orderings
+    from .orderings import to_markdown as orderings_markdown
+    from .results import load_runs
+
+    runs = load_runs(sorted(p for p in out.glob("eval-*/*") if p.is_dir()))
+    board = build_leaderboard(runs)
+    board_dir = folder / "board"
+    written = write_leaderboard(board, board_dir)
+    verdicts = check_orderings(board)
+    figures = {p.stem: str(p.relative_to(folder)) for p in sorted(board_dir.glob("*.png"))}
+    report = [f"# Study reproduced: {model}, preset {preset.name}", "",
+              f"What the preset shrank: {preset.shrunk}.", "",
+              to_markdown(board, figures), "", "## The paper's orderings", "", orderings_markdown(verdicts)]
+    atomic_write_text(folder / "report.md", "\n".join(report))
+    return {"files": {k: str(v) for k, v in written.items()}, "report": str(folder / "report.md"),
+            "orderings": verdicts}
+
+
+def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | None = None,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    families = families or list(preset.families)
+    unknown = [f for f in families if f not in preset.families]
+    if unknown:
+        raise UserError(f"preset {preset.name} has no plan for {', '.join(unknown)}; "
+                        f"it covers {', '.join(preset.families)}")
+    out.mkdir(parents=True, exist_ok=True)
+    stages = plan_stages(model, preset, out, families)
+    records = []
+    for index, stage in enumerate(stages, start=1):
+        folder = out / stage.name
+        marker = folder / MARKER
+        if marker.is_file():
+            record = json.loads(marker.read_text(encoding="utf-8"))
+            log(f"[{index}/{len(stages)}] {stage.name}: done earlier, skipped")
+            records.append(record)
+            continue
+        log(f"[{index}/{len(stages)}] {stage.name} ...")
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        outcome = stage.run(folder)
+        record = {"stage": stage.name, "seconds": round(time.perf_counter() - start, 1), **outcome}
+        atomic_write_text(marker, json.dumps(record, indent=2) + "\n")
+        log(f"[{index}/{len(stages)}] {stage.name}: done in {record['seconds']} s")
+        records.append(record)
+    atomic_write_text(out / "run.json", json.dumps({"model": model, "preset": preset.name, "families": families,
+                                                    "shrunk": preset.shrunk, "stages": records}, indent=2) + "\n")
+    return records
