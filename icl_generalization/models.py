@@ -2,6 +2,7 @@
 
 ``ICLGenLM`` is lm-eval's ``HFLM`` with the package's conveniences: ``pretrained`` may be an embedded model
 name (default ``smollm2-135m``) and defaults to it, and the device defaults to CUDA only when there is one.
+Its log-likelihoods run each long shared context once (``scoring.PrefixCachedHFLM``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lm_eval.models.huggingface import HFLM
 
 from .default_model import DEFAULT_MODEL, resolve_model
+from .scoring import PrefixCachedHFLM
 
 MODEL_NAME = "icl-gen"
 # lm-eval hands every --model_args entry to the task loaders as well; these belong to the loaders only
@@ -20,7 +21,7 @@ TASK_ONLY_ARGS = frozenset({"data_seed", "data_config", "data_source", "context_
                             "context_mode", "sweep_lengths"})
 
 
-class ICLGenLM(HFLM):
+class ICLGenLM(PrefixCachedHFLM):
     def __init__(self, pretrained: str | None = None, device: str | None = None, **kwargs: Any) -> None:
         self.model_name = pretrained or DEFAULT_MODEL
         if device is None:
