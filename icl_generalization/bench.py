@@ -4,10 +4,9 @@ Both paths wrap the very same model object, and a forward pre-hook counts every 
 the figures are ratios taken on one machine at one time: tokens run, wall time, the largest per-request
 log-likelihood difference, and whether every question's chosen answer (argmax over its choices) agrees.
 
-"Minimum" is the token count of the best one-level prefix sharing of the requests: each distinct shared
-context once plus the rest of every request (question + choice), computed by ``scoring.plan_groups`` with no
-length threshold. Packed scoring has no padding, so the cached path should sit at (or, with the threshold,
-just above) that figure.
+"Minimum" is one pass over each distinct shared context plus the rest of every request (question + choice),
+counted from the task's own contexts (``minimum_tokens``), not from the scorer's plan. Packed scoring has no
+padding, so the cached path should sit at that figure.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ def _log(message: str) -> None:
 
 def build_requests(task_name: str, model_path: str, context_tokens: int, limit: int | None) -> tuple[list, dict]:
     """The task's loglikelihood Instances through lm-eval's own TaskManager (as `icl-gen eval` builds them)."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     from .paths import tasks_path
 
@@ -71,7 +70,7 @@ def build_requests(task_name: str, model_path: str, context_tokens: int, limit: 
                           metadata={"pretrained": model_path, "context_budget": context_tokens})
     if task_name not in manager.all_tasks:
         raise UserError(f"unknown task {task_name!r}; `icl-gen eval ls tasks` lists them")
-    task = get_task_dict([task_name], manager)[task_name]
+    task = manager.load([task_name])["tasks"][task_name]
     task.build_all_requests(limit=limit, rank=0, world_size=1)
     instances = [i for i in task.instances if i.request_type == "loglikelihood"]
     if not instances:
@@ -103,13 +102,37 @@ def _timed(lm: Any, instances: list, seen: dict[str, int]) -> tuple[list[tuple[f
     return out, time.perf_counter() - start, seen["tokens"] - start_tokens
 
 
-def minimum_tokens(lm: Any, instances: Sequence[Any]) -> int:
-    """Each shared context once plus the rest of every request (see the module docstring)."""
-    from .scoring import plan_groups
+def _shared_context(instance: Any) -> str:
+    """The text a request shares with others: the task's in-context documents where the row names them
+    (``query`` = context + ``prompt``, as ``harness`` writes it), else lm-eval's context (shared by the choices)."""
+    doc = instance.doc if isinstance(instance.doc, dict) else {}
+    query, prompt = doc.get("query"), doc.get("prompt")
+    if isinstance(query, str) and isinstance(prompt, str) and prompt and query.endswith(prompt):
+        return query[:-len(prompt)]
+    return str(instance.args[0])
 
-    pairs = [lm._encode_pair(*i.args) for i in instances]
-    inputs = [(ctx + cont)[:-1] for ctx, cont in pairs]
-    return plan_groups(inputs, [len(ctx) for ctx, _ in pairs], min_tokens=1).tokens
+
+def minimum_tokens(lm: Any, instances: Sequence[Any]) -> int:
+    """Each shared context run once plus the rest of every request, whatever the scorer does.
+
+    Requests are grouped by the text they share (``_shared_context``), independently of ``plan_groups``; a
+    group's shared prefix is the token-level common prefix of its members' contexts (tokenization may merge
+    the context's last characters with the question's first, so the text alone does not give the count).
+    """
+    groups: dict[str, list[tuple[list[int], list[int]]]] = defaultdict(list)
+    for instance in instances:
+        groups[_shared_context(instance)].append(lm._encode_pair(*instance.args))
+    total = 0
+    for pairs in groups.values():
+        inputs = [(ctx + cont)[:-1] for ctx, cont in pairs]
+        shared = 0
+        if len(pairs) > 1:
+            first = pairs[0][0]
+            shared = min(len(ctx) for ctx, _ in pairs)
+            for ctx, _ in pairs[1:]:
+                shared = next((k for k in range(shared) if ctx[k] != first[k]), shared)
+        total += sum(len(x) for x in inputs) - (len(pairs) - 1) * shared
+    return total
 
 
 def _chosen(instances: Sequence[Any], results: Sequence[tuple[float, bool]]) -> dict[int, int]:
