@@ -179,6 +179,20 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, format_report, run_prefix_cache_bench, write_result
+
+    config = BenchConfig(model=args.model, task=args.task, limit=args.limit, context_tokens=args.context_tokens,
+                         device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
+                         min_tokens=args.min_tokens, batch_tokens=args.batch_tokens, threads=args.threads,
+                         compare=not args.skip_compare, full_task=args.full_task)
+    result = run_prefix_cache_bench(config)
+    print(format_report(result))
+    if args.out:
+        write_result(result, Path(args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DEFAULT_SEED, FAMILIES
 
@@ -272,6 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_finetune)
+    p = sub.add_parser("bench", help="performance benchmarks")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    b = bench.add_parser("prefix-cache", help="stock hf scoring vs the prefix-cached model on one task, one process")
+    b.add_argument("--model", help="embedded name, model folder or hub id (default: the default model)")
+    b.add_argument("--task", default="icl_gen_reversal_curse_p2d_reverse_icl")
+    b.add_argument("--limit", type=int, default=25, help="questions timed on both paths (default 25)")
+    b.add_argument("--context-tokens", type=int, default=2200, help="the task's context_budget (default 2200)")
+    b.add_argument("--device", help="default: cuda when available, else cpu")
+    b.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    b.add_argument("--batch-size", type=int, default=1, help="HFLM batch size of both paths' ordinary scoring")
+    b.add_argument("--min-tokens", type=int, default=256, help="shortest shared prefix worth caching")
+    b.add_argument("--batch-tokens", type=int, default=1024, help="most tokens in one cached forward")
+    b.add_argument("--threads", type=int, help="torch CPU threads")
+    b.add_argument("--full-task", action="store_true", help="also time the cached path alone on every question")
+    b.add_argument("--skip-compare", action="store_true", help="skip the stock comparison (with --full-task)")
+    b.add_argument("--out", help="write the figures as JSON here")
+    b.set_defaults(func=_cmd_bench_prefix_cache)
     return parser
 
 

@@ -7,6 +7,8 @@ Finetuned checkpoints load with ``checkpoint=<manifest.yaml or adapter folder>``
 the base model is checked, the weights' sha256 verified, LoRA merged unless ``merge_adapter=False``, pickle
 weights refused unless ``allow_pickle=True``; the results' config then names the checkpoint and its sha256
 (see ``checkpoints.py``).
+
+Its log-likelihoods run each long shared context once (``scoring.PrefixCachedHFLM``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lm_eval.models.huggingface import HFLM
 
 from .checkpoints import Checkpoint, apply_adapter, resolve_checkpoint
 from .default_model import DEFAULT_MODEL, resolve_model
 from .errors import UserError
+from .scoring import PrefixCachedHFLM
 
 MODEL_NAME = "icl-gen"
 # lm-eval hands every --model_args entry to the task loaders as well; these belong to the loaders only
@@ -39,7 +41,7 @@ def _flag(value: Any, name: str) -> bool:
     raise UserError(f"{name} must be True or False, got {value!r}")
 
 
-class ICLGenLM(HFLM):
+class ICLGenLM(PrefixCachedHFLM):
     def __init__(self, pretrained: str | None = None, device: str | None = None, checkpoint: str | None = None,
                  peft: str | None = None, merge_adapter: Any = True, allow_pickle: Any = False,
                  checkpoint_sha256: str | None = None, **kwargs: Any) -> None:

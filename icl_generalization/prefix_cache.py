@@ -1,0 +1,300 @@
+"""Compute a long shared prefix once, then score or extend many continuations against its key/value cache.
+
+An in-context task puts one long context in front of every choice of every question; global augmentation puts
+the whole training corpus in front of every document. Both pay for the prefix once here:
+
+- ``compute_prefix`` runs the prefix (in chunks, so a long prefix never materialises a prefix x prefix attention
+  matrix or prefix x vocabulary logits) and keeps each layer's keys and values plus the logits of its last token.
+- ``score_continuations`` scores many continuations against it. Continuations are **packed** into one sequence
+  of batch size 1 with a block-causal attention mask: each token sees the whole prefix and the earlier tokens of
+  its own continuation only, and gets the position it would have right after the prefix. We chose packing over
+  the other classic design, expanding the cache to the batch size with right-padded continuations, because
+  (a) memory stays one prefix cache however many continuations run at once, instead of batch x prefix;
+  (b) there is no padding, so the tokens run are exactly prefix + continuations (the benchmark's minimum);
+  (c) it needs nothing model-specific beyond ``position_ids`` and a 4D mask, which transformers' eager and SDPA
+  attention take as given (``masking_utils`` returns a 4D mask unchanged).
+- ``generate_from_prefix`` appends a suffix and samples with ``model.generate`` from the cached prefix.
+
+The cached tensors are never written to: every forward gets a fresh ``DynamicCache`` built from them, and
+``DynamicLayer.update`` concatenates into new tensors, so one prefix serves any number of batches and calls.
+
+Numerics: a cached pass adds the same terms in a different order than one full pass (chunked prefill, a masked
+SDPA kernel instead of the ``is_causal`` one), so fp32 log-likelihoods differ from stock scoring by about 1e-5;
+bf16 differs by its own rounding (about 1e-2 on a sum of a few tokens), as does any change of batch shape there.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+# Attention implementations known to apply a caller's 4D mask as given; flash-attention kernels take no
+# arbitrary mask, so models loaded with them are not eligible (see ``unsupported_reason``).
+MASKED_ATTENTION = ("sdpa", "eager")
+DEFAULT_BATCH_TOKENS = 1024
+DEFAULT_CPU_MEMORY_MB = 2048
+
+
+@dataclass(frozen=True)
+class PrefixCacheConfig:
+    """How much work one forward may carry.
+
+    ``batch_tokens`` caps the tokens of one forward (packed continuations, or one chunk of a prefix).
+    ``memory_mb`` is the budget for what one forward allocates on top of the model and the cached prefix
+    (logits, attention scores, mask, the working copy of the cache); ``None`` means 2 GiB on CPU and half the
+    free memory on CUDA. The number of packed tokens is the largest that fits both.
+    """
+
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    memory_mb: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_tokens, int) or self.batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be a positive integer, got {self.batch_tokens!r}")
+        if self.memory_mb is not None and (not isinstance(self.memory_mb, int) or self.memory_mb < 1):
+            raise ValueError(f"memory_mb must be a positive integer or None, got {self.memory_mb!r}")
+
+
+@dataclass(frozen=True)
+class CachedPrefix:
+    """The keys/values of a prefix (batch size 1) and the logits that predict the token after it."""
+
+    token_ids: tuple[int, ...]
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    last_logits: torch.Tensor  # [vocab]
+
+    @property
+    def length(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass(frozen=True)
+class ScoredContinuation:
+    logprobs: torch.Tensor  # [n_scored], log-probability of each scored token
+    greedy: bool  # every scored token is the argmax of its distribution
+
+    @property
+    def total(self) -> float:
+        return float(self.logprobs.sum())
+
+
+def _text_config(model: Any) -> Any:
+    config = model.config
+    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+
+
+def unsupported_reason(model: Any, max_length: int | None = None) -> str | None:
+    """Why ``model`` cannot take the cached path (``None`` when it can)."""
+    config = _text_config(model)
+    if getattr(model.config, "is_encoder_decoder", False):
+        return "encoder-decoder models score continuations in the decoder; there is no shared decoder prefix"
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl not in MASKED_ATTENTION:
+        return f"attention implementation {impl!r} does not take a custom 4D mask (need one of {MASKED_ATTENTION})"
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and any(t != "full_attention" for t in layer_types):
+        return f"layer types {sorted(set(layer_types))} are not all full attention (sliding or linear layers)"
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True) and (max_length is None or window < max_length):
+        return f"sliding-window attention ({window} tokens) would be ignored by the packed mask"
+    return None
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    # PEFT wraps the model and forwards **kwargs; ask the model that really runs.
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def _cache_from(prefix: CachedPrefix, batch: int = 1) -> DynamicCache:
+    # The public constructor copies each layer once (``expand`` makes batch rows without copying before that);
+    # the model's update then concatenates into new tensors, so the prefix's own tensors are never written to.
+    return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                                        for k, v in prefix.layers])
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConfig | None = None) -> CachedPrefix:
+    """Run ``token_ids`` once, in chunks of at most ``config.batch_tokens``, and keep the cache."""
+    if not token_ids:
+        raise ValueError("a prefix needs at least one token")
+    config = config or PrefixCacheConfig()
+    device = _device(model)
+    cache = DynamicCache()
+    keep = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
+    ids = torch.tensor([list(token_ids)], dtype=torch.long, device=device)
+    logits = None
+    for start in range(0, ids.shape[1], config.batch_tokens):
+        chunk = ids[:, start:start + config.batch_tokens]
+        out = model(input_ids=chunk, past_key_values=cache, use_cache=True, **keep)
+        cache = out.past_key_values
+        logits = out.logits[0, -1]
+    assert logits is not None
+    layers = []
+    for layer in cache.layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
+            raise TypeError(f"cache layer {type(layer).__name__} holds no key/value tensors to reuse")
+        layers.append((keys, values))
+    return CachedPrefix(token_ids=tuple(token_ids), layers=tuple(layers), last_logits=logits.detach())
+
+
+def _bytes_per_element(model: Any) -> int:
+    return next(model.parameters()).element_size()
+
+
+def _memory_budget(model: Any, config: PrefixCacheConfig) -> int:
+    if config.memory_mb is not None:
+        return config.memory_mb * 2**20
+    device = _device(model)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    return DEFAULT_CPU_MEMORY_MB * 2**20
+
+
+def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
+    """An upper estimate of what one packed forward of ``n_tokens`` after the prefix allocates.
+
+    Logits and their log-softmax (fp32), per-head attention scores and probabilities of one layer (the math
+    kernels materialise them), the mask, the working copy of every layer's keys/values, and a few hidden-state
+    sized activations.
+    """
+    cfg = _text_config(model)
+    elem = _bytes_per_element(model)
+    heads = int(getattr(cfg, "num_attention_heads", 1))
+    hidden = int(getattr(cfg, "hidden_size", 1))
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
+    layers = int(getattr(cfg, "num_hidden_layers", 1))
+    vocab = int(getattr(cfg, "vocab_size", 1))
+    inter = int(getattr(cfg, "intermediate_size", None) or 4 * hidden)
+    kv_len = prefix_length + n_tokens
+    logits = n_tokens * vocab * (elem + 4 + 4)
+    scores = 2 * heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
+    cache_copy = 2 * layers * 2 * kv_heads * head_dim * kv_len * elem
+    activations = n_tokens * (8 * hidden + 3 * inter) * 4
+    return logits + scores + cache_copy + activations
+
+
+def tokens_per_forward(model: Any, prefix_length: int, config: PrefixCacheConfig) -> int:
+    """The most continuation tokens one forward may pack: ``config.batch_tokens``, halved until the memory fits."""
+    budget = _memory_budget(model, config)
+    n = config.batch_tokens
+    while n > 1 and forward_bytes(model, prefix_length, n) > budget:
+        n //= 2
+    return n
+
+
+def _packed_mask(model: Any, prefix_length: int, lengths: Sequence[int], device: torch.device) -> torch.Tensor:
+    """[1, 1, n, prefix + n]: every token sees the prefix and, causally, its own segment; nothing else."""
+    n = sum(lengths)
+    segment = torch.repeat_interleave(torch.arange(len(lengths), device=device),
+                                      torch.tensor(list(lengths), device=device))
+    index = torch.arange(n, device=device)
+    own = (segment[:, None] == segment[None, :]) & (index[:, None] >= index[None, :])
+    allowed = torch.cat([torch.ones(n, prefix_length, dtype=torch.bool, device=device), own], dim=1)
+    if model.config._attn_implementation == "sdpa":
+        return allowed[None, None]
+    # Eager attention adds the mask to the scores: 0 where allowed, the dtype's minimum elsewhere.
+    dtype = next(model.parameters()).dtype
+    additive = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def _plan_batches(lengths: Sequence[int], limit: int) -> list[list[int]]:
+    """Consecutive indices whose input lengths sum to at most ``limit`` (a longer one runs alone)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i, n in enumerate(lengths):
+        if current and used + n > limit:
+            batches.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += n
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _score_one(logprobs: torch.Tensor, targets: list[int], n_scored: int) -> ScoredContinuation:
+    rows = logprobs[-n_scored:]
+    wanted = torch.tensor(targets[-n_scored:], dtype=torch.long, device=rows.device)
+    picked = rows.gather(1, wanted[:, None]).squeeze(1)
+    greedy = bool((rows.argmax(dim=-1) == wanted).all())
+    return ScoredContinuation(logprobs=picked, greedy=greedy)
+
+
+@torch.no_grad()
+def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
+                        n_scored: Sequence[int], config: PrefixCacheConfig | None = None,
+                        softmax_dtype: torch.dtype | None = None) -> list[ScoredContinuation]:
+    """Log-probabilities of the last ``n_scored[i]`` tokens of ``prefix + continuations[i]``, for every i.
+
+    ``continuations[i]`` is every token after the prefix (at least one). The token right after the prefix is
+    predicted by the prefix's last logits; the others by a packed forward over ``continuations[i][:-1]``.
+    ``softmax_dtype`` is HFLM's: ``None`` keeps the model's dtype, as stock scoring does.
+    """
+    if len(continuations) != len(n_scored):
+        raise ValueError("continuations and n_scored differ in length")
+    for cont, k in zip(continuations, n_scored, strict=True):
+        if not 1 <= k <= len(cont):
+            raise ValueError(f"cannot score {k} tokens of a continuation of {len(cont)}")
+    config = config or PrefixCacheConfig()
+    device = _device(model)
+    first = F.log_softmax(prefix.last_logits, dim=-1, dtype=softmax_dtype)[None]
+    inputs = [list(c[:-1]) for c in continuations]
+    limit = tokens_per_forward(model, prefix.length, config)
+    results: list[ScoredContinuation | None] = [None] * len(continuations)
+    for batch in _plan_batches([len(x) for x in inputs], limit):
+        lengths = [len(inputs[i]) for i in batch]
+        packed = [i for i, n in zip(batch, lengths, strict=True) if n > 0]
+        logits = None
+        if packed:
+            ids = torch.tensor([[t for i in packed for t in inputs[i]]], dtype=torch.long, device=device)
+            positions = torch.tensor([[prefix.length + j for i in packed for j in range(len(inputs[i]))]],
+                                     dtype=torch.long, device=device)
+            mask = _packed_mask(model, prefix.length, [len(inputs[i]) for i in packed], device)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                        past_key_values=_cache_from(prefix), use_cache=True)
+            logits = out.logits[0]
+        offset = 0
+        for i, n in zip(batch, lengths, strict=True):
+            rows = first
+            if n > 0:
+                assert logits is not None
+                rows = torch.cat([first, F.log_softmax(logits[offset:offset + n], dim=-1, dtype=softmax_dtype)])
+                offset += n
+            results[i] = _score_one(rows, list(continuations[i]), n_scored[i])
+    return [r for r in results if r is not None]
+
+
+@torch.no_grad()
+def generate_from_prefix(model: Any, prefix: CachedPrefix, suffix_ids: Sequence[int],
+                         **generate_kwargs: Any) -> torch.Tensor:
+    """Generate after ``prefix + suffix_ids`` without recomputing the prefix; returns only the new tokens.
+
+    ``generate_kwargs`` go to ``model.generate`` (``max_new_tokens``, ``do_sample``, ``temperature``,
+    ``num_return_sequences``...). The result has one row per returned sequence.
+    """
+    if not suffix_ids:
+        raise ValueError("generate_from_prefix needs at least one suffix token (the prefix's cache is complete)")
+    # generate() repeats the prompt for num_return_sequences but not a cache handed to it, so the rows are made
+    # here: the prompt repeated and the cache expanded to match, then one sequence per row.
+    rows = int(generate_kwargs.pop("num_return_sequences", 1))
+    device = _device(model)
+    ids = torch.tensor([[*prefix.token_ids, *suffix_ids]] * rows, dtype=torch.long, device=device)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                         past_key_values=_cache_from(prefix, rows), **generate_kwargs)
+    return out[:, ids.shape[1]:]
