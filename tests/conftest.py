@@ -60,3 +60,19 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_mode
 
     harness.CACHE_STATS.update(built=0, read=0)
     return cache
+
+
+@pytest.fixture(scope="session")
+def dummy_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    """A real lm-eval run (dummy model, --log_samples) of two reversal-curse tasks; compare and check use it."""
+    from lm_eval_runs import lm_eval_run
+
+    return lm_eval_run("dummy", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
+
+
+@pytest.fixture(scope="session")
+def other_data_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
+    """The same run on other data (another data seed, so another dataset fingerprint)."""
+    from lm_eval_runs import lm_eval_run
+
+    return lm_eval_run("dummy_other_data", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)

@@ -7,23 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, lm_eval_run, planted_copy, samples_file
+from lm_eval_runs import TASKS, planted_copy, samples_file
 
 from icl_generalization.check import CheckConfig, holm, mcnemar_exact, run_check
 from icl_generalization.cli import main
 from icl_generalization.errors import UserError
 
 CLOSED, ICL = TASKS
-
-
-@pytest.fixture(scope="module")
-def dummy_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
-    return lm_eval_run("dummy", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
-
-
-@pytest.fixture(scope="module")
-def other_data_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
-    return lm_eval_run("dummy_other_data", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
 
 
 def _flip(task: str, count: int) -> Any:

@@ -22,16 +22,6 @@ from icl_generalization.results import load_runs
 CLOSED, ICL = TASKS
 
 
-@pytest.fixture(scope="module")
-def dummy_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
-    return lm_eval_run("dummy", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
-
-
-@pytest.fixture(scope="module")
-def other_data_run(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
-    return lm_eval_run("dummy_other_data", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
-
-
 def _as_checkpoint(name: str, kind: str, acc: float) -> Any:
     """Turn a copy into a closed-book evaluation of a finetuned checkpoint, as the adapter loader records it."""
     def edit(data: dict[str, Any]) -> None:
