@@ -301,7 +301,8 @@ def test_two_process_cpu_finetune_with_accelerate(tmp_path: Path, tiny_model_pat
                "--manifest", str(manifest), "--no-progress"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     # torchrun's closing summary hides the cause: show every traceback's last lines.
-    assert done.returncode == 0, "\n".join(part[-1500:] for part in done.stderr.split("Traceback")[1:]) or done.stderr
+    user_errors = [line for line in done.stderr.splitlines() if "icl-gen: error" in line]
+    assert done.returncode == 0, "\n".join(user_errors + [part[-1500:] for part in done.stderr.split("Traceback")[1:]])
     data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     assert data["processes"] == 2 and data["steps"] == 2
     assert resolve_checkpoint(str(manifest)).sha256 == data["adapter"]["sha256"]
