@@ -194,6 +194,7 @@ def _model(request: FinetuneRequest, base_path: str, base_name: str) -> Any:
 
 
 def _training_args(request: FinetuneRequest, run_dir: Path) -> Any:
+    import torch
     from transformers import TrainingArguments
 
     recipe = request.recipe
@@ -212,6 +213,9 @@ def _training_args(request: FinetuneRequest, run_dir: Path) -> Any:
         remove_unused_columns=False, dataloader_num_workers=0,
         # LoRA leaves most parameters frozen; DDP must not wait for gradients that never come.
         ddp_find_unused_parameters=False,
+        # Without a GPU, accelerate forms a (gloo) process group over the launched processes only when told
+        # the run is on CPU; otherwise every process would silently train alone on the whole data.
+        use_cpu=not torch.cuda.is_available(),
     )
 
 
@@ -247,15 +251,21 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.monotonic() - started
 
+    if trainer.args.world_size != _world_size():
+        # The launcher started WORLD_SIZE processes but this one trained alone (its process group never
+        # formed): its weights are not the run's, and two "main" processes would race on the output.
+        raise UserError(f"process {os.environ.get('RANK', '0')} trained with world size {trainer.args.world_size}, "
+                        f"but the launcher started {_world_size()} processes; distributed setup failed")
     final = run_dir / "adapter"
     partial = run_dir / ".adapter.partial"
-    if trainer.is_world_process_zero() and partial.exists():
+    # Which process writes is decided by the launcher's RANK, the same rule as the run folder's bookkeeping.
+    if _is_main() and partial.exists():
         shutil.rmtree(partial)
     trainer.accelerator.wait_for_everyone()
     # Every process calls save_model: with FSDP or DeepSpeed, gathering the weights is a collective.
     trainer.save_model(str(partial))
     trainer.accelerator.wait_for_everyone()
-    if not trainer.is_world_process_zero():
+    if not _is_main():
         return {}
     # Trainer also pickles its arguments next to the weights; the adapter folder holds safetensors only.
     (partial / "training_args.bin").unlink(missing_ok=True)
