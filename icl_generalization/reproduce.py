@@ -30,6 +30,9 @@ MARKER = "stage.json"
 class Stage:
     name: str  # also the folder, e.g. "finetune-ft/reversal_curse"
     run: Callable[[Path], dict[str, Any]]
+    # Cheap summaries of everything finished so far are rebuilt on every run, never skipped: a run of one
+    # family followed by a run of all of them must end with a leaderboard of all of them.
+    always: bool = False
 
 
 def _tasks(family: str, conditions: tuple[str, ...]) -> list[str]:
@@ -120,7 +123,7 @@ def plan_stages(model: str, preset: Preset, out: Path, families: list[str]) -> l
                                                    tasks=closed, metadata=meta, preset=preset,
                                                    limit=plan.eval_limit)),
         ]
-    stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model)))
+    stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model), always=True))
     return stages
 
 
@@ -157,7 +160,7 @@ def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | N
     for index, stage in enumerate(stages, start=1):
         folder = out / stage.name
         marker = folder / MARKER
-        if marker.is_file():
+        if marker.is_file() and not stage.always:
             record = json.loads(marker.read_text(encoding="utf-8"))
             log(f"[{index}/{len(stages)}] {stage.name}: done earlier, skipped")
             records.append(record)

@@ -38,6 +38,7 @@ def test_every_stage_runs_and_a_stopped_run_resumes(tiny_model_path: Path, isola
     skipped = [line for line in calls if "done earlier, skipped" in line]
     assert len(skipped) == 5  # data, eval-pretrained, finetune-ft, eval-ft, augment of the first family
     assert len(records) == 2 * 7 + 1
+    assert not any("leaderboard: done earlier" in line for line in calls)  # always rebuilt
     report = (out / "leaderboard" / "report.md").read_text()
     assert "reversal_curse" in report and "syllogism" in report and "The paper's orderings" in report
     summary = json.loads((out / "run.json").read_text())
