@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +99,9 @@ class AugmentStats:
 
 
 def prompt_template(mode: str) -> str:
-    return resources.files("icl_generalization").joinpath(f"prompts/augment_{mode}_{PROMPT_VERSION}.txt").read_text(
-        encoding="utf-8")
+    # The prompts folder ships next to this module in wheels and checkouts alike (importlib.resources would
+    # hand back a multiplexed path for the data-only package in an editable install).
+    return (Path(__file__).parent / "prompts" / f"augment_{mode}_{PROMPT_VERSION}.txt").read_text(encoding="utf-8")
 
 
 def augment_inputs(ds: Dataset, mode: str, limit: int | None, sample: int | None = None,
