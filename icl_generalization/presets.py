@@ -22,6 +22,8 @@ class FamilyPlan:
     aug_split: str = "none"
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
     eval_limit: int | None = None
+    # Token limit of a training example, when the family's documents need more than the recipe's.
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ PRESETS: dict[str, Preset] = {
             "semantic": FamilyPlan(
                 data_config={"n_documents": 300, "rephrase_items": 50, "reversal_items": 50, "syllogism_items": 50,
                              "holdout_categories": 5},
-                ft_steps=200, ft_split="none", aug_split="independent",
+                ft_steps=200, ft_split="none", aug_split="independent", max_length=512,
                 augment={"mode": "global", "sample": 16, "outputs_per_input": 1, "max_new_tokens": 128,
                          "context_budget": 3072}),
         },

@@ -68,8 +68,9 @@ def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: P
     from .recipes import load_recipe
 
     split = plan.aug_split if kind == "aug_ft" else plan.ft_split
-    recipe = replace(load_recipe(preset.recipe), dataset=family, max_steps=plan.ft_steps, split=split,
-                     data_config=dict(plan.data_config))
+    recipe = load_recipe(preset.recipe)
+    recipe = replace(recipe, dataset=family, max_steps=plan.ft_steps, split=split,
+                     data_config=dict(plan.data_config), max_length=plan.max_length or recipe.max_length)
     name = f"{family}-{kind}"
     request = FinetuneRequest(name=name, recipe=recipe, dataset=family, base=model, augmented=corpus,
                               out=folder / "run", manifest=folder / f"{name}.yaml",
