@@ -134,7 +134,8 @@ def _leaderboard(folder: Path, out: Path, preset: Preset, model: str) -> dict[st
     from .orderings import to_markdown as orderings_markdown
     from .results import load_runs
 
-    runs = load_runs(sorted(p for p in out.glob("eval-*/*") if p.is_dir()))
+    # Only finished evaluations: a stage interrupted (or still running) has a folder but no marker.
+    runs = load_runs(sorted(p for p in out.glob("eval-*/*") if (p / MARKER).is_file()))
     board = build_leaderboard(runs)
     board_dir = folder / "board"
     written = write_leaderboard(board, board_dir)
