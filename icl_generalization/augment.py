@@ -25,7 +25,7 @@ from typing import Any
 
 from .augment_backends import Sampling
 from .errors import UserError
-from .records import Dataset
+from .records import Dataset, iter_jsonl
 from .text import split_sentences
 
 MODES = ("local", "global")
@@ -168,12 +168,7 @@ class CorpusWriter:
             # A run killed mid-write leaves a partial line: drop it, it is regenerated.
             with self.path.open("r+b") as fh:
                 fh.truncate(raw.rfind(b"\n") + 1)
-            raw = raw[: raw.rfind(b"\n") + 1]
-        for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"{self.path}:{lineno}: not valid JSON; not an augmentation corpus") from None
+        for _, row in iter_jsonl(self.path):
             mismatch = {k: (row.get(k), v) for k, v in self.identity.items() if row.get(k) != v}
             if mismatch:
                 details = ", ".join(f"{k}: file has {a!r}, this run {b!r}" for k, (a, b) in mismatch.items())
@@ -198,7 +193,12 @@ def batches(items: list[AugmentInput], size: int) -> Iterator[list[AugmentInput]
 
 
 def input_seed(seed: int, source_id: str) -> int:
-    """A seed per input, so a resumed run samples the same way for the inputs it still has to do."""
+    """A seed derived from the run's seed and an input's id.
+
+    Global mode seeds every input with its own, so a resumed run samples those inputs exactly as an
+    uninterrupted one would; local mode samples a whole batch at once and seeds it with its first input's,
+    so after a resume the batches (and their samples) may differ, without duplicates or gaps.
+    """
     return random.Random(f"{seed}:{source_id}").randrange(2**31)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -194,23 +194,34 @@ def write_dataset(ds: Dataset, out: Path) -> str:
     return fp
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Parse a JSONL file; a malformed line is a DataError naming the file and line number."""
+def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``("path:line", object)`` for each non-blank line of a JSONL file.
+
+    A line that is not a JSON object is a DataError naming the file and line, so every reader of JSONL
+    (datasets, lm-eval sample logs, augmentation corpora) reports bad input the same way.
+    """
     if not path.is_file():
         raise DataError(f"missing file: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+                yield where, row
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Parse a JSONL file; a malformed line is a DataError naming the file and line number."""
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _train_doc(row: dict[str, Any], where: str) -> TrainDoc:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError, UserError
+from .records import iter_jsonl
 
 # Keys of ``config.model_args`` that name the model, in the order lm-eval itself looks for them
 # (``peft``/``delta`` are adapters, reported as the checkpoint instead).
@@ -271,20 +272,7 @@ def _parse_sample(raw: Mapping[str, Any], where: str) -> Sample:
 def read_samples(path: Path) -> dict[str, Sample]:
     """A samples file as ``key -> Sample``, keeping the default filter's line when a task has several."""
     samples: dict[str, Sample] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the samples file ({exc})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(raw, dict):
-            raise DataError(f"{where}: not an lm-eval sample line")
+    for where, raw in iter_jsonl(path):
         if raw.get("filter", DEFAULT_FILTER) != DEFAULT_FILTER:
             continue
         sample = _parse_sample(raw, where)

@@ -170,3 +170,13 @@ def test_default_model_writes_about_the_documents(mode: str, default_model_path:
     # A 135M model sometimes drifts to a neighbouring document (global mode); most outputs stay on theirs.
     on_topic = [any(n in r["text"] for n in names(r["doc_id"])) for r in rows]
     assert sum(on_topic) >= 2, rows
+
+
+def test_a_corpus_line_that_is_not_an_object_is_named(tmp_path: Path) -> None:
+    from icl_generalization.errors import DataError
+
+    ds = get_dataset("reversal_curse", overrides=SMALL)
+    out = tmp_path / "c.jsonl"
+    out.write_text("[1, 2]\n")
+    with pytest.raises(DataError, match=r"c\.jsonl:1: expected a JSON object, got list"):
+        run_augment(ds, "scripted", out, AugmentConfig(limit=1, outputs_per_input=1), Scripted(), progress=False)
