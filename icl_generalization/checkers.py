@@ -14,14 +14,19 @@ templates) and re-derive everything:
 - **simple reversals**: the comparison stated in training must entail the gold reversal and contradict the
   distractor, and the reversed statement itself must never appear in training.
 
+Every family also gets the **answer-frequency** check: in each split, the strategy "pick the option that
+appears most often across the split's items" must not beat chance, or a model could score without knowing any
+fact (a word that is the answer to many items would otherwise give itself away by its frequency).
+
 Each checker returns a list of problems (empty when the dataset is sound).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -243,6 +248,34 @@ def check_needs(ds: Dataset) -> list[str]:
     return unknown + [f"{item.id}: an empty needs group" for item in ds.test if any(not g for g in item.needs)]
 
 
+def frequency_baseline(items: Sequence[TestItem]) -> tuple[float, float]:
+    """Accuracy of "pick the option seen most often in these items" (ties shared), and chance accuracy."""
+    seen = Counter(choice for item in items for choice in item.choices)
+    score = chance = 0.0
+    for item in items:
+        top = max(seen[c] for c in item.choices)
+        picked = [i for i, c in enumerate(item.choices) if seen[c] == top]
+        score += sum(i in item.gold for i in picked) / len(picked)
+        chance += len(item.gold) / len(item.choices)
+    return score / len(items), chance / len(items)
+
+
+def check_answer_frequency(ds: Dataset, margin: float = 0.1, z: float = 3.0) -> list[str]:
+    """Splits where the frequency strategy beats chance by more than ``margin`` *and* by ``z`` standard errors.
+
+    The standard error is the binomial one of a split this size at chance: on a few dozen items the strategy's
+    score wanders by several points either way without any bias in the data.
+    """
+    problems = []
+    for split in ds.splits:
+        items = ds.items(split)
+        baseline, chance = frequency_baseline(items)
+        if baseline > chance + max(margin, z * math.sqrt(chance * (1 - chance) / len(items))):
+            problems.append(f"split {split}: picking the most frequent option scores {baseline:.3f} against chance "
+                            f"{chance:.3f}; answers give themselves away by how often they occur")
+    return problems
+
+
 CHECKERS = {"syllogism": check_syllogism, "semantic": check_semantic, "simple_reversal": check_simple_reversal}
 
 
@@ -252,4 +285,4 @@ def check_dataset(ds: Dataset) -> list[str]:
     checker = CHECKERS.get(ds.family)
     if checker is not None and not problems:
         problems += checker(ds)
-    return problems
+    return problems + check_answer_frequency(ds)

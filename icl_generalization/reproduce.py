@@ -101,6 +101,23 @@ def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
     return {"fingerprint": write_dataset(get_dataset(family, overrides=plan.data_config), folder / "data")}
 
 
+def _refuse_stale_data(out: Path, preset: Preset, families: list[str]) -> None:
+    """A resumed run whose generator has changed since would mix results on two datasets: refuse it."""
+    from .harness import get_dataset
+
+    for family in families:
+        marker = out / "data" / family / MARKER
+        if not marker.is_file():
+            continue
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
+        current = get_dataset(family, overrides=preset.families[family].data_config).fingerprint()
+        if recorded != current:
+            raise UserError(
+                f"{out}: the {family} data of this run (fingerprint {str(recorded)[:16]}) is not what the installed "
+                f"generator makes now ({current[:16]}); the generator changed since the run started. Use a new "
+                f"--out, or delete {out}/*/{family} to redo that family")
+
+
 def plan_stages(model: str, preset: Preset, out: Path, families: list[str]) -> list[Stage]:
     stages: list[Stage] = []
     for family in families:
@@ -156,6 +173,7 @@ def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | N
     if unknown:
         raise UserError(f"preset {preset.name} has no plan for {', '.join(unknown)}; "
                         f"it covers {', '.join(preset.families)}")
+    _refuse_stale_data(out, preset, families)
     out.mkdir(parents=True, exist_ok=True)
     stages = plan_stages(model, preset, out, families)
     records = []

@@ -23,7 +23,11 @@ from .harness import SWEEP
 from .paths import tasks_path
 from .sweep import SWEEP_LENGTHS
 
-TASK_VERSION = 1.0
+# A family's task version changes whenever its data or prompts do, so that `icl-gen compare` refuses to put a
+# result of the old tasks beside one of the new. The suite group's version covers the group definitions only.
+TASK_VERSIONS = {"reversal_curse": 1.0, "simple_reversal": 1.0, "syllogism": 1.0,
+                 "semantic": 1.1}  # 1.1: answers repeat at most twice per split, distractors frequency-balanced
+SUITE_VERSION = 1.0
 TAG_BY_CONDITION = {"closed_book": "iclgen_closed_book", "icl": "iclgen_icl"}
 SWEEP_TAG = "iclgen_sweep"
 # The split each family's sweep asks: the study's headline generalization test of that family.
@@ -55,7 +59,7 @@ def task_config(family: str, split: str, condition: str) -> dict:
             {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
         ],
         # `provenance` is filled in by the loader (fingerprint, generator version, context sizes).
-        "metadata": {"version": TASK_VERSION, "provenance": {}},
+        "metadata": {"version": TASK_VERSIONS[family], "provenance": {}},
     }
 
 
@@ -72,7 +76,7 @@ def sweep_config(family: str) -> dict:
     return config
 
 
-def group_config(name: str, tasks: list[str]) -> dict:
+def group_config(name: str, tasks: list[str], version: float) -> dict:
     return {
         "group": name,
         "task": tasks,
@@ -80,7 +84,7 @@ def group_config(name: str, tasks: list[str]) -> dict:
             {"metric": "acc", "aggregation": "mean", "weight_by_size": True},
             {"metric": "acc_norm", "aggregation": "mean", "weight_by_size": True},
         ],
-        "metadata": {"version": TASK_VERSION},
+        "metadata": {"version": version},
     }
 
 
@@ -103,9 +107,9 @@ def render() -> dict[str, str]:
                 members.append(name)
         files[f"{family.name}/icl_gen_{family.name}_icl_sweep.yaml"] = _dump(sweep_config(family.name))
         group = f"iclgen_{family.name}"
-        files[f"{family.name}/_{group}.yaml"] = _dump(group_config(group, members))
+        files[f"{family.name}/_{group}.yaml"] = _dump(group_config(group, members, TASK_VERSIONS[family.name]))
         suite.append(group)
-    files["_iclgen.yaml"] = _dump(group_config("iclgen", suite))
+    files["_iclgen.yaml"] = _dump(group_config("iclgen", suite, SUITE_VERSION))
     return files
 
 

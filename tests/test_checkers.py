@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from icl_generalization.checkers import check_dataset, closure
+from icl_generalization.checkers import check_answer_frequency, check_dataset, closure, frequency_baseline
 from icl_generalization.datasets import FAMILIES, build
 
 
@@ -20,6 +20,20 @@ def test_unknown_needed_document_is_reported() -> None:
     item = dataclasses.replace(ds.test[0], needs=(("no-such-doc",),))
     assert check_dataset(dataclasses.replace(ds, test=(item, *ds.test[1:]))) == [
         f"{item.id}: needs unknown document no-such-doc"]
+
+
+def test_an_answer_that_gives_itself_away_by_frequency_is_reported() -> None:
+    ds = build("semantic")
+    items = ds.items("rephrase")
+    # Plant the bias: the first item's gold word becomes the answer of every item of the split.
+    word = items[0].choices[items[0].gold[0]]
+    planted = [dataclasses.replace(t, choices=tuple(word if i in t.gold else c for i, c in enumerate(t.choices)))
+               for t in items if word not in [c for i, c in enumerate(t.choices) if i not in t.gold]]
+    baseline, chance = frequency_baseline(planted)
+    assert baseline > 0.9 and chance == 0.25
+    others = tuple(t for t in ds.test if t.split != "rephrase")
+    problems = check_answer_frequency(dataclasses.replace(ds, test=(*planted, *others)))
+    assert len(problems) == 1 and problems[0].startswith("split rephrase: picking the most frequent option")
 
 
 def test_closure_chains_is_a_and_inherits_attributes() -> None:

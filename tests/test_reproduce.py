@@ -60,3 +60,12 @@ def test_presets_name_what_they_shrink() -> None:
 def test_a_family_the_preset_lacks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="has no plan for semantic"):
         reproduce.run_reproduce("smollm2-135m", get_preset("smoke"), tmp_path, ["semantic"])
+
+
+def test_a_run_whose_data_generator_changed_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "data" / "syllogism" / "stage.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({"stage": "data/syllogism", "fingerprint": "0" * 64}))
+    with pytest.raises(UserError, match=r"syllogism data of this run .* not what the installed generator makes now"):
+        reproduce.run_reproduce("smollm2-135m", get_preset("smoke"), tmp_path, ["syllogism"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing else was started

@@ -11,12 +11,14 @@ Training documents state only *direct* facts and only in the forward direction. 
 
 Distractors are *hard*: each stands in the asked relation to some other entity (derivable from training) but
 not to this one (not even through untrained real-world facts), so word co-occurrence cannot give the answer away.
+Nor can frequency: no word is the answer to more than two items of a split, and distractors are drawn towards
+the words that are answers elsewhere in it.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -27,9 +29,13 @@ from . import semantic_text as text
 from .semantic_docs import Fact, write_documents
 
 FAMILY = "semantic"
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 N_CHOICES = 4
+# A word is the answer to at most this many items of a split (see _ItemBuilder._select).
+MAX_ANSWER_REPEATS = 2
+Candidate = tuple[str, str, str]  # (relation, subject, object)
+Chosen = tuple[Candidate, bool, list[str]]  # a candidate, whether it is asked reversed, its distractor pool
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class SemanticConfig:
     n_documents: int = 2200
     qa_fraction: float = 0.1
     holdout_categories: int = 10
+    # Upper bounds: a split stops short when no candidate is left whose answer is not already the answer of
+    # MAX_ANSWER_REPEATS of its items.
     rephrase_items: int = 200
     reversal_items: int = 200
     syllogism_items: int = 200
@@ -184,12 +192,56 @@ class _ItemBuilder:
         return [z for z in self.graph.categories if z != y and (rel, y) not in self.true[z]
                 and any(r == rel and o != y for r, o in self.derivable[z])]
 
-    def item(self, split: str, index: int, rel: str, x: str, y: str, reverse: bool) -> TestItem | None:
-        pool = self.reverse_distractors(rel, y) if reverse else self.forward_distractors(rel, x)
-        if len(pool) < N_CHOICES - 1:
-            return None
+    def _pool(self, rel: str, x: str, y: str, reverse: bool) -> list[str]:
+        return self.reverse_distractors(rel, y) if reverse else self.forward_distractors(rel, x)
+
+    def _select(self, candidates: list[Candidate], n: int | None, reverse: bool,
+                answered: Counter[str] | None = None) -> list[Chosen]:
+        """Up to ``n`` shuffled candidates that have enough distractors, each with its distractor pool.
+
+        No word is the answer to more than MAX_ANSWER_REPEATS items of a split (``answered`` counts a split's
+        answers across calls): an attribute inherited by a whole branch would otherwise be the answer to many
+        items and give itself away by its frequency among the options.
+        """
+        answered = Counter() if answered is None else answered
+        self.rng.shuffle(candidates)
+        chosen: list[Chosen] = []
+        for rel, x, y in candidates:
+            if n is not None and len(chosen) >= n:
+                break
+            answer = self.w("isa", x) if reverse else self.w(rel, y)
+            pool = self._pool(rel, x, y, reverse)
+            if answered[answer] < MAX_ANSWER_REPEATS and len(pool) >= N_CHOICES - 1:
+                answered[answer] += 1
+                chosen.append(((rel, x, y), reverse, pool))
+        return chosen
+
+    def _split(self, split: str, chosen: list[Chosen]) -> list[TestItem]:
+        """The split's items, distractors drawn so that no word is the answer more often than chance says.
+
+        Inherited attributes of high-level categories are the answer to many items; with distractors drawn
+        uniformly, "pick the option seen most often in the split" would beat chance by far. Each distractor
+        slot goes to the pool word furthest below (choices - 1) uses as a distractor per use as the answer,
+        so every word is the answer in about 1 of its N_CHOICES appearances; ties are broken at random.
+        """
+        def word(rel: str, value: str, reverse: bool) -> str:
+            return self.w("isa" if reverse else rel, value)
+
+        answered = Counter(word(rel, x if reverse else y, reverse) for (rel, x, y), reverse, _ in chosen)
+        used: Counter[str] = Counter()
+        items = []
+        for index, ((rel, x, y), reverse, pool) in enumerate(chosen):
+            keyed = [(used[word(rel, o, reverse)] - (N_CHOICES - 1) * answered[word(rel, o, reverse)],
+                      self.rng.random(), o) for o in pool]
+            distractors = [o for *_, o in sorted(keyed)[:N_CHOICES - 1]]
+            used.update(word(rel, o, reverse) for o in distractors)
+            items.append(self._item(split, index, rel, x, y, reverse, distractors))
+        return items
+
+    def _item(self, split: str, index: int, rel: str, x: str, y: str, reverse: bool,
+              distractors: list[str]) -> TestItem:
         answer = x if reverse else y
-        options = [answer, *self.rng.sample(pool, N_CHOICES - 1)]
+        options = [answer, *distractors]
         self.rng.shuffle(options)
         template = text.TEST_REVERSED[rel] if reverse else text.TEST_FORWARD[rel]
         slot_rel = "isa" if reverse else rel  # the scored word is a category when reversed
@@ -203,39 +255,23 @@ class _ItemBuilder:
             meta={"relation": rel, "subject": x, "object": y, "chain": len(chain), "reversed": reverse},
         )
 
-    def _take(self, split: str, candidates: list[tuple[str, str, str]], n: int | None, reverse: bool) -> list[TestItem]:
-        self.rng.shuffle(candidates)
-        items: list[TestItem] = []
-        for rel, x, y in candidates:
-            if n is not None and len(items) >= n:
-                break
-            built = self.item(split, len(items), rel, x, y, reverse)
-            if built is not None:
-                items.append(built)
-        return items
-
     def build(self, config: SemanticConfig, holdouts: list[str]) -> list[TestItem]:
         direct = [(f.relation, f.subject, f.obj) for f in self.trained if f.subject not in self.untrained]
-        derived: list[tuple[str, str, str]] = []
-        holdout: list[tuple[str, str, str]] = []
+        derived: list[Candidate] = []
+        holdout: list[Candidate] = []
         for x in self.graph.categories:
             inferred = [("isa", x, a) for a in self.graph.ancestors(x)[1:]]
             inferred += [(rel, x, v) for rel in semantic_kb.RELATIONS
                          for v, cat in self.graph.attributes(x, rel, self.untrained).items() if cat != x]
             (holdout if x in self.untrained else derived).extend(inferred)
-        # Syllogisms: half two-step chains, half longer, so both kinds are measured.
+        # Syllogisms: up to half longer chains, the rest two-step, so both kinds are measured. Longer chains
+        # conclude in the few attributes of high-level categories, so they take their answers first.
         short = [c for c in derived if len(self.graph.chain(*c, self.untrained)) == 2]
         long = [c for c in derived if len(self.graph.chain(*c, self.untrained)) > 2]
-        n_short = config.syllogism_items // 2
-        items = self._take("rephrase", list(direct), config.rephrase_items, reverse=False)
-        items += self._take("reversal", list(direct), config.reversal_items, reverse=True)
-        syllogisms = self._take("syllogism", short, n_short, reverse=False)
-        tail = self._take("syllogism", long, config.syllogism_items - len(syllogisms), reverse=False)
-        items += syllogisms + [_renumber(t, len(syllogisms) + i) for i, t in enumerate(tail)]
-        holdout_items = self._take("category_holdout", sorted(holdout), None, reverse=False)
-        return items + holdout_items
-
-
-def _renumber(item: TestItem, index: int) -> TestItem:
-    return TestItem(id=f"{item.split}-{index:04d}", split=item.split, prompt=item.prompt, choices=item.choices,
-                    gold=item.gold, needs=item.needs, entities=item.entities, meta=item.meta)
+        answered: Counter[str] = Counter()
+        syllogisms = self._select(long, config.syllogism_items // 2, False, answered)
+        syllogisms += self._select(short, config.syllogism_items - len(syllogisms), False, answered)
+        return (self._split("rephrase", self._select(list(direct), config.rephrase_items, reverse=False))
+                + self._split("reversal", self._select(list(direct), config.reversal_items, reverse=True))
+                + self._split("syllogism", syllogisms)
+                + self._split("category_holdout", self._select(sorted(holdout), None, reverse=False)))
