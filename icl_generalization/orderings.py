@@ -2,7 +2,8 @@
 
 Each claim compares two conditions (or a condition and chance) on one split, or one condition on two splits.
 The verdict compares point estimates and reports the difference with its standard error, so a reader sees
-which verdicts are within noise: a small model on shrunk data may not reproduce every ordering, and the report says which it did.
+which verdicts are within noise: a small model on shrunk data may not reproduce every ordering, and the
+report says which it did.
 """
 
 from __future__ import annotations
