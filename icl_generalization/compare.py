@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,8 @@ class Cell:
     run: str
     # Pretrained rows only: one-sided binomial p-value that the unexposed model beats chance.
     above_chance_p: float | None = None
+    # Distinct closed-book prompts among the n items (None in results older than provenance ``n_prompts``).
+    prompts: int | None = None
 
     @property
     def contaminated(self) -> bool:
@@ -138,12 +140,24 @@ def _column_chance(col: Column, tasks: Sequence[TaskResult]) -> float | None:
     return None
 
 
+def _prompts_among(n: int, provenance: Mapping[str, Any]) -> int | None:
+    """Distinct prompts among ``n`` scored items: the split's share of distinct prompts, scaled to the items a
+    ``--limit`` kept (an estimate there, exact for whole splits)."""
+    prompts, items = provenance.get("n_prompts"), provenance.get("n_items")
+    if not prompts or not items:
+        return None
+    return max(1, min(n, round(n * int(prompts) / int(items))))
+
+
 def _flag_contamination(cells: dict[tuple[Row, Column], Cell], chance: dict[Column, float | None]) -> list[str]:
     """The pretrained closed-book scores double as the contamination check: a split the unexposed model
     answers significantly above chance (one-sided binomial test) is guessable without the training data.
 
-    With several gold answers per item the guessing rate varies by item; the mean rate makes the binomial
-    test approximate there (exact for one gold answer per item)."""
+    Items that share a prompt are not independent: after the same prompt the model ranks the same words the
+    same way, so a split of 53 items on 19 prompts holds about 19 observations, not 53. The test counts
+    distinct prompts as its trials (the accuracy times the prompts as its successes), which is conservative
+    and, when every item has its own prompt, the plain test over items. With several gold answers per item
+    the guessing rate varies by item; the mean rate makes the test approximate there."""
     from scipy.stats import binomtest
 
     notes = []
@@ -151,12 +165,14 @@ def _flag_contamination(cells: dict[tuple[Row, Column], Cell], chance: dict[Colu
         rate = chance.get(col)
         if row.condition != "pretrained" or rate is None or not 0 < rate < 1 or cell.n < 1:
             continue
-        correct = round(cell.value * cell.n)
-        p = float(binomtest(correct, cell.n, rate, alternative="greater").pvalue)
+        trials = min(cell.n, cell.prompts or cell.n)
+        p = float(binomtest(round(cell.value * trials), trials, rate, alternative="greater").pvalue)
         cells[row, col] = replace(cell, above_chance_p=p)
         if p < CONTAMINATION_ALPHA:
+            over = f" over {trials} distinct prompts" if trials < cell.n else ""
             notes.append(f"† {row.label}, {col.label}: the pretrained model scores {cell.value:.3f} against chance "
-                         f"{rate:.3f} (binomial p = {p:.3g}): these answers are guessable without the training data")
+                         f"{rate:.3f} (binomial p = {p:.3g}{over}): these answers are guessable without the "
+                         f"training data")
     return notes
 
 
@@ -178,7 +194,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
         col = Column(str(task.family), str(task.split))
         if (row, col) in cells:
             notes.append(f"{row.label}, {col.label}: {cells[row, col].run} superseded by the later {run.path}")
-        cells[row, col] = Cell(value, task.stderr(metric), task.n, task.name, str(run.path))
+        cells[row, col] = Cell(value, task.stderr(metric), task.n, task.name, str(run.path),
+                               prompts=_prompts_among(task.n, task.provenance))
     columns = _column_order(col for _, col in cells)
     chance = {col: _column_chance(col, [t for _, t in entries]) for col in columns}
     notes += _flag_contamination(cells, chance)

@@ -151,6 +151,9 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
         "family": family, "split": split, "condition": condition, "fingerprint": ds.fingerprint(),
         "generator_version": ds.generator_version, "data_seed": seed, "data_source": ds.source,
         "n_items": len(items),
+        # Items that share a closed-book prompt are not independent (the model's preferences after that prompt
+        # are fixed); the contamination check counts distinct prompts, not items.
+        "n_prompts": len({item.prompt for item in items}),
         # Expected accuracy of a uniform guess (several golds count): the line plots draw and the
         # contamination check tests against.
         "chance": round(sum(len(i.gold) / len(i.choices) for i in items) / len(items), 6),

@@ -230,3 +230,29 @@ def test_pretrained_above_chance_is_flagged_as_contamination(dummy_run: Path, tm
     # The real dummy run (random scores) is not flagged.
     clean = build_leaderboard(load_runs([dummy_run]))
     assert not any(c.contaminated for c in clean.cells.values())
+
+
+def test_items_sharing_prompts_count_once_in_the_contamination_test(dummy_run: Path, tmp_path: Path) -> None:
+    from scipy.stats import binom
+
+    def half_right(items: int, prompts: int) -> Any:
+        def edit(data: dict[str, Any]) -> None:
+            data["results"][CLOSED]["acc,none"] = 0.5
+            data["configs"][CLOSED]["metadata"]["provenance"].update(n_items=items, n_prompts=prompts)
+        return edit
+
+    def pretrained_cell(folder: Path) -> Any:
+        board = build_leaderboard(load_runs([folder]))
+        return board, next(c for (r, _), c in board.cells.items() if r.condition == "pretrained")
+
+    # 12 of 24 right is significant over 24 independent items, not over the 8 prompts they share.
+    board, cell = pretrained_cell(planted_copy(dummy_run, tmp_path / "eight", half_right(24, 8)))
+    assert cell.prompts == 8 and cell.above_chance_p == pytest.approx(binom.sf(3, 8, 0.25))
+    assert not cell.contaminated and not any("guessable" in n for n in board.notes)
+    # --limit kept 24 of a split's 300 items on 100 prompts: the share of distinct prompts is scaled to them.
+    _, cell = pretrained_cell(planted_copy(dummy_run, tmp_path / "limited", half_right(300, 100)))
+    assert cell.prompts == 8
+    # Recorded by the loader: the real run's closed-book items each have their own prompt, so the test is the
+    # plain one over items.
+    _, cell = pretrained_cell(dummy_run)
+    assert cell.prompts == 24
