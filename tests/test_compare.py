@@ -173,7 +173,7 @@ def test_html_page_renders_in_headless_chromium(four_conditions: list[Path], tmp
     out = tmp_path / "board"
     page = write_leaderboard(board, out)["html"]
     dom = _headless(browser, tmp_path / "profile-dom", "--dump-dom", page.as_uri()).stdout
-    table = re.search(r'<table id="leaderboard">.*?</table>', dom, re.S)
+    table = re.search(r'<table class="leaderboard" data-family="reversal_curse">.*?</table>', dom, re.S)
     assert table, dom[:500]
     rows = re.findall(r'<tr data-row="([^"]+)">(.*?)</tr>', table.group(0), re.S)
     assert [label for label, _ in rows] == [r.label for r in board.rows]
