@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .records import Dataset, TestItem
+from .records import Dataset, TestItem, chance_rate
 
 Triple = tuple[str, str, str]  # (relation or quantifier, subject, object)
 MAX_REPORTED = 50
@@ -251,13 +251,12 @@ def check_needs(ds: Dataset) -> list[str]:
 def frequency_baseline(items: Sequence[TestItem]) -> tuple[float, float]:
     """Accuracy of "pick the option seen most often in these items" (ties shared), and chance accuracy."""
     seen = Counter(choice for item in items for choice in item.choices)
-    score = chance = 0.0
+    score = 0.0
     for item in items:
         top = max(seen[c] for c in item.choices)
         picked = [i for i, c in enumerate(item.choices) if seen[c] == top]
         score += sum(i in item.gold for i in picked) / len(picked)
-        chance += len(item.gold) / len(item.choices)
-    return score / len(items), chance / len(items)
+    return score / len(items), chance_rate(items)
 
 
 def check_answer_frequency(ds: Dataset, margin: float = 0.1, z: float = 3.0) -> list[str]:

@@ -26,7 +26,7 @@ from .datasets import DEFAULT_SEED, build, get_family
 from .default_model import resolve_model
 from .errors import UserError
 from .paths import atomic_write_text, cache_dir
-from .records import Dataset
+from .records import Dataset, chance_rate
 
 CONDITIONS = ("closed_book", "icl")
 SWEEP = "icl_sweep"
@@ -156,7 +156,7 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
         "n_prompts": len({item.prompt for item in items}),
         # Expected accuracy of a uniform guess (several golds count): the line plots draw and the
         # contamination check tests against.
-        "chance": round(sum(len(i.gold) / len(i.choices) for i in items) / len(items), 6),
+        "chance": round(chance_rate(items), 6),
     }
     if condition == "closed_book":
         rows = [_row(item, ds, "", 0, 0, -1) for item in items]

@@ -113,6 +113,12 @@ class Dataset:
         return {doc.id: doc for doc in self.train}
 
 
+def chance_rate(items: Iterable[TestItem]) -> float:
+    """Expected accuracy of a uniform guess over these items (an item with several golds counts each)."""
+    rates = [len(item.gold) / len(item.choices) for item in items]
+    return sum(rates) / len(rates)
+
+
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -158,8 +164,7 @@ def dataset_card(ds: Dataset, fp: str) -> str:
     for split, count in per_split.items():
         items = ds.items(split)
         n_choices = sorted({len(i.choices) for i in items})
-        chance = sum(len(i.gold) / len(i.choices) for i in items) / len(items)
-        lines.append(f"| {split} | {count} | {', '.join(map(str, n_choices))} | {chance:.3f} |")
+        lines.append(f"| {split} | {count} | {', '.join(map(str, n_choices))} | {chance_rate(items):.3f} |")
     lines += ["", "## Config", "", "```json", json.dumps(dict(ds.config), indent=2, sort_keys=True), "```", ""]
     if ds.train:
         lines += ["## Example training document", "", f"> {ds.train[0].text}", ""]
