@@ -195,6 +195,10 @@ class _ItemBuilder:
     def _pool(self, rel: str, x: str, y: str, reverse: bool) -> list[str]:
         return self.reverse_distractors(rel, y) if reverse else self.forward_distractors(rel, x)
 
+    def _option_word(self, rel: str, value: str, reverse: bool) -> str:
+        """The scored word for ``value``: a category when the fact is asked reversed, else a ``rel`` object."""
+        return self.w("isa" if reverse else rel, value)
+
     def _select(self, candidates: list[Candidate], n: int | None, reverse: bool,
                 answered: Counter[str] | None = None) -> list[Chosen]:
         """Up to ``n`` shuffled candidates that have enough distractors, each with its distractor pool.
@@ -209,9 +213,11 @@ class _ItemBuilder:
         for rel, x, y in candidates:
             if n is not None and len(chosen) >= n:
                 break
-            answer = self.w("isa", x) if reverse else self.w(rel, y)
+            answer = self._option_word(rel, x if reverse else y, reverse)
+            if answered[answer] >= MAX_ANSWER_REPEATS:
+                continue
             pool = self._pool(rel, x, y, reverse)
-            if answered[answer] < MAX_ANSWER_REPEATS and len(pool) >= N_CHOICES - 1:
+            if len(pool) >= N_CHOICES - 1:
                 answered[answer] += 1
                 chosen.append(((rel, x, y), reverse, pool))
         return chosen
@@ -224,17 +230,15 @@ class _ItemBuilder:
         slot goes to the pool word furthest below (choices - 1) uses as a distractor per use as the answer,
         so every word is the answer in about 1 of its N_CHOICES appearances; ties are broken at random.
         """
-        def word(rel: str, value: str, reverse: bool) -> str:
-            return self.w("isa" if reverse else rel, value)
-
-        answered = Counter(word(rel, x if reverse else y, reverse) for (rel, x, y), reverse, _ in chosen)
+        answered = Counter(self._option_word(rel, x if reverse else y, reverse)
+                           for (rel, x, y), reverse, _ in chosen)
         used: Counter[str] = Counter()
         items = []
         for index, ((rel, x, y), reverse, pool) in enumerate(chosen):
-            keyed = [(used[word(rel, o, reverse)] - (N_CHOICES - 1) * answered[word(rel, o, reverse)],
-                      self.rng.random(), o) for o in pool]
+            words = {o: self._option_word(rel, o, reverse) for o in pool}
+            keyed = [(used[words[o]] - (N_CHOICES - 1) * answered[words[o]], self.rng.random(), o) for o in pool]
             distractors = [o for *_, o in sorted(keyed)[:N_CHOICES - 1]]
-            used.update(word(rel, o, reverse) for o in distractors)
+            used.update(words[o] for o in distractors)
             items.append(self._item(split, index, rel, x, y, reverse, distractors))
         return items
 
@@ -244,10 +248,9 @@ class _ItemBuilder:
         options = [answer, *distractors]
         self.rng.shuffle(options)
         template = text.TEST_REVERSED[rel] if reverse else text.TEST_FORWARD[rel]
-        slot_rel = "isa" if reverse else rel  # the scored word is a category when reversed
         wx, wy = self.w("isa", x), self.w(rel, y)
         prompt, _ = text.test_prompt(template, "x" if reverse else "y", x=wx, y=wy)
-        choices = tuple(" " + self.w(slot_rel, o) + "." for o in options)
+        choices = tuple(" " + self._option_word(rel, o, reverse) + "." for o in options)
         chain = self.graph.chain(rel, x, y, self.untrained)
         return TestItem(
             id=f"{split}-{index:04d}", split=split, prompt=prompt, choices=choices, gold=(options.index(answer),),
