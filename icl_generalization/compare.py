@@ -165,7 +165,7 @@ def _flag_contamination(cells: dict[tuple[Row, Column], Cell], chance: dict[Colu
         rate = chance.get(col)
         if row.condition != "pretrained" or rate is None or not 0 < rate < 1 or cell.n < 1:
             continue
-        trials = min(cell.n, cell.prompts or cell.n)
+        trials = cell.prompts or cell.n  # _prompts_among keeps it within 1..n
         p = float(binomtest(round(cell.value * trials), trials, rate, alternative="greater").pvalue)
         cells[row, col] = replace(cell, above_chance_p=p)
         if p < CONTAMINATION_ALPHA:

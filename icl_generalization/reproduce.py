@@ -17,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
 from .paths import atomic_write_text
 from .presets import FamilyPlan, Preset
+
+if TYPE_CHECKING:
+    from .records import Dataset
 
 MARKER = "stage.json"
 
@@ -94,23 +97,27 @@ def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[st
             "tokens_per_second": round(stats.tokens_per_second, 2), "prefix_computations": stats.prefix_computations}
 
 
-def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
+def _family_data(family: str, plan: FamilyPlan) -> Dataset:
+    """The data a family's stages run on: the preset's generator overrides, default seed."""
     from .harness import get_dataset
+
+    return get_dataset(family, overrides=plan.data_config)
+
+
+def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
     from .records import write_dataset
 
-    return {"fingerprint": write_dataset(get_dataset(family, overrides=plan.data_config), folder / "data")}
+    return {"fingerprint": write_dataset(_family_data(family, plan), folder / "data")}
 
 
 def _refuse_stale_data(out: Path, preset: Preset, families: list[str]) -> None:
     """A resumed run whose generator has changed since would mix results on two datasets: refuse it."""
-    from .harness import get_dataset
-
     for family in families:
         marker = out / "data" / family / MARKER
         if not marker.is_file():
             continue
         recorded = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
-        current = get_dataset(family, overrides=preset.families[family].data_config).fingerprint()
+        current = _family_data(family, preset.families[family]).fingerprint()
         if recorded != current:
             raise UserError(
                 f"{out}: the {family} data of this run (fingerprint {str(recorded)[:16]}) is not what the installed "
