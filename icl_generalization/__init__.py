@@ -4,13 +4,13 @@ An lm-evaluation-harness task pack (``icl-gen tasks-path``), its model class (``
 generators of the study, and the finetuning / augmentation pipeline.
 """
 
-from .checkers import check_dataset
-from .datasets import DEFAULT_SEED, FAMILIES, build
-from .default_model import DEFAULT_MODEL, resolve_model
-from .errors import ContextBudgetError, DataError, UserError
-from .hf import to_hf
-from .paths import tasks_path
-from .records import Dataset, TestItem, TrainDoc, read_dataset, write_dataset
+from icl_generalization.core.errors import ContextBudgetError, DataError, UserError
+from icl_generalization.core.paths import tasks_path
+from icl_generalization.data.checkers import check_dataset
+from icl_generalization.data.export import to_hf
+from icl_generalization.data.families import DEFAULT_SEED, FAMILIES, build
+from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_dataset, write_dataset
+from icl_generalization.weights.default_model import DEFAULT_MODEL, resolve_model
 
 __all__ = [
     "DEFAULT_MODEL",

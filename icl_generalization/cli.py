@@ -8,22 +8,22 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import UserError
+from icl_generalization.core.errors import UserError
 
 EXIT_USER_ERROR = 2
 
 
 def _cmd_tasks_path(args: argparse.Namespace) -> int:
-    from .paths import tasks_path
+    from icl_generalization.core.paths import tasks_path
 
     print(tasks_path())
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .datasets import FAMILIES
-    from .harness import get_dataset
-    from .records import write_dataset
+    from icl_generalization.data.families import FAMILIES
+    from icl_generalization.data.records import write_dataset
+    from icl_generalization.tasks.harness import get_dataset
 
     overrides = json.loads(args.config) if args.config else {}
     if not isinstance(overrides, dict):
@@ -38,18 +38,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
         print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
         if args.push_to_hub:
-            from .hf import push_to_hub
+            from icl_generalization.data.export import push_to_hub
 
             push_to_hub(ds, args.push_to_hub)
     return 0
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:
-    from .augment import AugmentConfig, run_augment
-    from .augment_backends import HFBackend, VLLMBackend
-    from .default_model import resolve_model
-    from .harness import get_dataset
-    from .paths import atomic_write_text
+    from icl_generalization.core.paths import atomic_write_text
+    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.training.augment import AugmentConfig, run_augment
+    from icl_generalization.training.backends import HFBackend, VLLMBackend
+    from icl_generalization.weights.default_model import resolve_model
 
     try:
         config = AugmentConfig(mode=args.mode, outputs_per_input=args.outputs_per_input or (3 if args.mode == "local"
@@ -79,8 +79,8 @@ def _cmd_augment(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_data(args: argparse.Namespace) -> int:
-    from .checkers import check_dataset
-    from .records import META_FILE, read_dataset
+    from icl_generalization.data.checkers import check_dataset
+    from icl_generalization.data.records import META_FILE, read_dataset
 
     root = Path(args.dir)
     folders = [root] if (root / META_FILE).is_file() else sorted(p.parent for p in root.glob(f"*/{META_FILE}"))
@@ -101,9 +101,9 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
 def _cmd_lexicon_audit(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    from .datasets import FAMILIES, build
-    from .default_model import resolve_model
-    from .lexicon import audit, dataset_words, format_audit
+    from icl_generalization.data.families import FAMILIES, build
+    from icl_generalization.data.lexicon import audit, dataset_words, format_audit
+    from icl_generalization.weights.default_model import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model))
     families = [args.family] if args.family else [f for f in FAMILIES if f != "reversal_curse"]
@@ -116,8 +116,8 @@ def _cmd_lexicon_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .presets import get_preset
-    from .reproduce import run_reproduce
+    from icl_generalization.study.presets import get_preset
+    from icl_generalization.study.reproduce import run_reproduce
 
     preset = get_preset(args.preset)
     families = args.families.split(",") if args.families else None
@@ -130,14 +130,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
-    from .lm_eval_cli import run_lm_eval
+    from icl_generalization.scoring.lm_eval_cli import run_lm_eval
 
     return run_lm_eval(rest)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import build_leaderboard, to_markdown, write_leaderboard
-    from .results import load_runs
+    from icl_generalization.analysis.compare import build_leaderboard, to_markdown, write_leaderboard
+    from icl_generalization.analysis.results import load_runs
 
     board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
     print(to_markdown(board), end="")
@@ -148,7 +148,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .check import CheckConfig, run_check, to_markdown, write_report
+    from icl_generalization.analysis.gate import CheckConfig, run_check, to_markdown, write_report
 
     config = CheckConfig(alpha=args.alpha, max_drop=args.max_drop, metric=args.metric, correction=args.correction,
                          allow_drift=args.allow_drift)
@@ -161,8 +161,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from .finetune import FinetuneRequest, run_finetune
-    from .recipes import load_recipe
+    from icl_generalization.training.finetune import FinetuneRequest, run_finetune
+    from icl_generalization.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe).with_overrides(max_steps=args.max_steps, seed=args.seed)
     request = FinetuneRequest(
@@ -180,7 +180,12 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, format_report, run_prefix_cache_bench, write_result
+    from icl_generalization.scoring.bench import (
+        BenchConfig,
+        format_report,
+        run_prefix_cache_bench,
+        write_result,
+    )
 
     config = BenchConfig(model=args.model, task=args.task, limit=args.limit, context_tokens=args.context_tokens,
                          device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
@@ -194,7 +199,7 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .datasets import DEFAULT_SEED, FAMILIES
+    from icl_generalization.data.families import DEFAULT_SEED, FAMILIES
 
     parser = argparse.ArgumentParser(prog="icl-gen", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -21,7 +21,7 @@ def _offline_hub() -> None:
 @pytest.fixture(scope="session")
 def default_model_path() -> Path:
     """The converted default model (converted once per cache; about 25 s the first time)."""
-    from icl_generalization.default_model import converted_path
+    from icl_generalization.weights.default_model import converted_path
 
     return converted_path()
 
@@ -56,7 +56,7 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_mode
     (cache / "models").mkdir(parents=True)
     (cache / "models" / default_model_path.name).symlink_to(default_model_path)
     monkeypatch.setenv("ICL_GEN_CACHE", str(cache))
-    from icl_generalization import harness
+    from icl_generalization.tasks import harness
 
     harness.CACHE_STATS.update(built=0, read=0)
     return cache

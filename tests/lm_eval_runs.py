@@ -17,7 +17,7 @@ _RUNS: dict[str, Path] = {}
 
 
 def _evaluate(out: Path, cache: Path, model: list[str], tasks: tuple[str, ...], metadata: dict[str, Any]) -> Path:
-    from icl_generalization.lm_eval_cli import run_lm_eval
+    from icl_generalization.scoring.lm_eval_cli import run_lm_eval
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ICL_GEN_CACHE", str(cache))  # task caches stay out of the user's cache

@@ -4,11 +4,11 @@ from typing import Any
 
 import pytest
 
-from icl_generalization.augment import AugmentConfig, augment_inputs, run_augment
-from icl_generalization.augment_backends import HFBackend, Sample, Sampling
-from icl_generalization.corpus import read_corpus
-from icl_generalization.errors import UserError
-from icl_generalization.harness import get_dataset
+from icl_generalization.core.errors import UserError
+from icl_generalization.tasks.harness import get_dataset
+from icl_generalization.training.augment import AugmentConfig, augment_inputs, run_augment
+from icl_generalization.training.backends import HFBackend, Sample, Sampling
+from icl_generalization.training.corpus import read_corpus
 
 SMALL = {"people_per_set": 4, "train_templates": 3, "test_templates": 2}
 
@@ -173,7 +173,7 @@ def test_default_model_writes_about_the_documents(mode: str, default_model_path:
 
 
 def test_a_corpus_line_that_is_not_an_object_is_named(tmp_path: Path) -> None:
-    from icl_generalization.errors import DataError
+    from icl_generalization.core.errors import DataError
 
     ds = get_dataset("reversal_curse", overrides=SMALL)
     out = tmp_path / "c.jsonl"

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from lm_eval_runs import TASKS, planted_copy, samples_file
 
-from icl_generalization.check import CheckConfig, holm, mcnemar_exact, run_check
+from icl_generalization.analysis.gate import CheckConfig, holm, mcnemar_exact, run_check
 from icl_generalization.cli import main
-from icl_generalization.errors import UserError
+from icl_generalization.core.errors import UserError
 
 CLOSED, ICL = TASKS
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from icl_generalization.checkers import check_answer_frequency, check_dataset, closure, frequency_baseline
-from icl_generalization.datasets import FAMILIES, build
+from icl_generalization.data.checkers import check_answer_frequency, check_dataset, closure, frequency_baseline
+from icl_generalization.data.families import FAMILIES, build
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

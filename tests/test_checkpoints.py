@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from icl_generalization.checkpoints import apply_adapter, resolve_checkpoint, weights_sha256
-from icl_generalization.errors import UserError
-from icl_generalization.finetune import FinetuneRequest, run_finetune
-from icl_generalization.recipes import load_recipe
+from icl_generalization.core.errors import UserError
+from icl_generalization.training.finetune import FinetuneRequest, run_finetune
+from icl_generalization.training.recipes import load_recipe
+from icl_generalization.weights.checkpoints import apply_adapter, resolve_checkpoint, weights_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "icl_gen_reversal_curse_p2d"
@@ -105,7 +105,7 @@ def test_finetune_writes_adapter_and_manifest(trained: Path, tiny_model_path: Pa
 
 
 def test_checkpoint_is_evaluated_on_its_own_training_data(trained: Path) -> None:
-    from icl_generalization import harness
+    from icl_generalization.tasks import harness
 
     rows, provenance = harness.task_rows("reversal_curse", "p2d", "closed_book", {"checkpoint": str(trained)})
     data = yaml.safe_load(trained.read_text(encoding="utf-8"))["training_data"]
@@ -121,7 +121,7 @@ def task_manager() -> Any:
     # Indexing lm-eval's task folders takes seconds; one index serves every evaluation here.
     from lm_eval.tasks import TaskManager
 
-    from icl_generalization.paths import tasks_path
+    from icl_generalization.core.paths import tasks_path
 
     return TaskManager(include_path=str(tasks_path()))
 
@@ -129,7 +129,7 @@ def task_manager() -> Any:
 def _evaluate(model_args: str, task_manager: Any) -> dict[str, Any]:
     import lm_eval
 
-    from icl_generalization.models import register
+    from icl_generalization.scoring.model_class import register
 
     register()
     return lm_eval.simple_evaluate(model="icl-gen", model_args=model_args, tasks=[TASK], limit=8,
@@ -174,8 +174,8 @@ def test_resume_after_interruption(tmp_path: Path, tiny_model_path: Path) -> Non
 
 
 def test_full_finetune_loads_as_its_own_model(tmp_path: Path, tiny_model_path: Path, trained: Path) -> None:
-    from icl_generalization.harness import model_name_for_tokenizer
-    from icl_generalization.models import ICLGenLM
+    from icl_generalization.scoring.model_class import ICLGenLM
+    from icl_generalization.tasks.harness import model_name_for_tokenizer
 
     full = _request(tmp_path, tiny_model_path, name="tiny-full")
     request_full = dataclasses.replace(full, recipe=full.recipe.with_overrides(method="full", max_steps=1))

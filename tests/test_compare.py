@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from lm_eval_runs import TASKS, lm_eval_run, planted_copy, results_file
 
+from icl_generalization.analysis.compare import build_leaderboard, condition_of, to_csv, to_markdown, write_leaderboard
+from icl_generalization.analysis.results import load_runs
 from icl_generalization.cli import main
-from icl_generalization.compare import build_leaderboard, condition_of, to_csv, to_markdown, write_leaderboard
-from icl_generalization.errors import UserError
-from icl_generalization.results import load_runs
+from icl_generalization.core.errors import UserError
 
 CLOSED, ICL = TASKS
 
@@ -200,7 +200,7 @@ def test_tiny_model_beside_the_dummy_and_gated_against_it(dummy_run: Path, tiny_
                                                           default_model_path: Path, tmp_path: Path) -> None:
     """The package's own model class end to end: rows named from ``pretrained``, same data as the dummy run,
     and the two models' per-sample logs pair item for item (same prompts), so the gate compares them."""
-    from icl_generalization.check import run_check
+    from icl_generalization.analysis.gate import run_check
 
     tiny = lm_eval_run("tiny", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path, tiny_model_path)
     board = build_leaderboard(load_runs([dummy_run, tiny]))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization.default_model import MARKER, resolve_model
-from icl_generalization.errors import UserError
-from icl_generalization.lm_eval_cli import run_lm_eval
+from icl_generalization.core.errors import UserError
+from icl_generalization.scoring.lm_eval_cli import run_lm_eval
+from icl_generalization.weights.default_model import MARKER, resolve_model
 
 
 def test_conversion_is_cached(default_model_path: Path) -> None:

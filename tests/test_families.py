@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization.datasets import FAMILIES, build
-from icl_generalization.errors import UserError
-from icl_generalization.hf import to_hf
-from icl_generalization.records import read_dataset, write_dataset
+from icl_generalization.core.errors import UserError
+from icl_generalization.data.export import to_hf
+from icl_generalization.data.families import FAMILIES, build
+from icl_generalization.data.records import read_dataset, write_dataset
 
 # Changing a generator changes these on purpose: bump its GENERATOR_VERSION and the task metadata version.
 PINNED = {

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization.corpus import (
+from icl_generalization.core.errors import UserError
+from icl_generalization.data.records import TrainDoc
+from icl_generalization.training.corpus import (
     IGNORE_INDEX,
     Collator,
     Example,
@@ -17,9 +19,7 @@ from icl_generalization.corpus import (
     read_corpus,
     split_sentences,
 )
-from icl_generalization.errors import UserError
-from icl_generalization.recipes import available_recipes, load_recipe
-from icl_generalization.records import TrainDoc
+from icl_generalization.training.recipes import available_recipes, load_recipe
 
 
 class CharTokenizer:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization.datasets import build
-from icl_generalization.errors import UserError
-from icl_generalization.lexicon import (
+from icl_generalization.core.errors import UserError
+from icl_generalization.data.families import build
+from icl_generalization.data.lexicon import (
     MAX_LEN,
     MIN_LEN,
     audit,

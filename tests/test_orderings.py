@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from icl_generalization.compare import Cell, Column, Leaderboard, Row
-from icl_generalization.orderings import check_orderings, to_markdown
+from icl_generalization.analysis.compare import Cell, Column, Leaderboard, Row
+from icl_generalization.analysis.orderings import check_orderings, to_markdown
 
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 # condition -> accuracy per split (n = 100 each, so se = sqrt(p (1 - p) / 100))

@@ -16,8 +16,9 @@ def test_wheel_ships_tasks_recipes_and_prompts(tmp_path: Path) -> None:
                     str(wheels), str(ROOT)], check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                     *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
-    probe = ("from icl_generalization.paths import tasks_path; from icl_generalization.recipes import load_recipe;"
-             "from icl_generalization.augment import prompt_template;"
+    probe = ("from icl_generalization.core.paths import tasks_path;"
+             "from icl_generalization.training.recipes import load_recipe;"
+             "from icl_generalization.training.augment import prompt_template;"
              "print(tasks_path(), len(list(tasks_path().rglob('*.yaml'))), load_recipe('cpu-small').name,"
              " len(prompt_template('global')) > 0)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from icl_generalization.prefix_cache import (
+from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
     forward_bytes,

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization.errors import DataError
-from icl_generalization.paths import atomic_directory
-from icl_generalization.records import Dataset, TestItem, TrainDoc, read_dataset, read_jsonl, write_dataset
+from icl_generalization.core.errors import DataError
+from icl_generalization.core.paths import atomic_directory
+from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_dataset, read_jsonl, write_dataset
 
 
 def _tiny() -> Dataset:

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization import reproduce
-from icl_generalization.errors import UserError
-from icl_generalization.presets import PRESETS, get_preset
+from icl_generalization.core.errors import UserError
+from icl_generalization.study import reproduce
+from icl_generalization.study.presets import PRESETS, get_preset
 
 
 class Stop(Exception):
@@ -49,7 +49,7 @@ def test_every_stage_runs_and_a_stopped_run_resumes(tiny_model_path: Path, isola
 
 
 def test_presets_name_what_they_shrink() -> None:
-    from icl_generalization.datasets import FAMILIES
+    from icl_generalization.data.families import FAMILIES
 
     for name in ("cpu-small", "paper"):
         assert set(PRESETS[name].families) == set(FAMILIES) and PRESETS[name].shrunk

@@ -5,11 +5,11 @@ import pytest
 from conftest import BERGLUND
 
 from icl_generalization.cli import main
-from icl_generalization.datasets import build
-from icl_generalization.datasets import reversal_curse_text as text
-from icl_generalization.datasets.reversal_curse import ReversalCurseConfig, generate, import_berglund
-from icl_generalization.errors import DataError
-from icl_generalization.records import read_dataset
+from icl_generalization.core.errors import DataError
+from icl_generalization.data.families import build
+from icl_generalization.data.families import reversal_curse_text as text
+from icl_generalization.data.families.reversal_curse import ReversalCurseConfig, generate, import_berglund
+from icl_generalization.data.records import read_dataset
 
 # Pinned: a change to the generated data must be deliberate (bump GENERATOR_VERSION and the task version).
 PINNED_FINGERPRINT = "a4896e0b459b72c92f55730a9f235c6c7d9b17cc70d0a0acb02ca25695e1c26c"

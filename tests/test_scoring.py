@@ -12,8 +12,8 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from icl_generalization.errors import ContextBudgetError, UserError
-from icl_generalization.scoring import PrefixCachedHFLM, PrefixSettings, plan_groups
+from icl_generalization.core.errors import ContextBudgetError, UserError
+from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM, PrefixSettings, plan_groups
 
 TASK = "icl_gen_reversal_curse_p2d_reverse_icl"
 BUDGET = 300  # small enough that the 300 questions need several shards (several distinct contexts)
@@ -54,7 +54,7 @@ def lms(tiny_model_path: Path) -> tuple[HFLM, PrefixCachedHFLM]:
 
 
 def _rows(condition: str, tiny_model_path: Path) -> list[dict[str, Any]]:
-    from icl_generalization.harness import task_rows
+    from icl_generalization.tasks.harness import task_rows
 
     rows, _ = task_rows("reversal_curse", "p2d_reverse", condition,
                         {"pretrained": str(tiny_model_path), "context_budget": BUDGET})
@@ -196,8 +196,8 @@ def test_simple_evaluate_with_the_icl_gen_model(task_cache: Path, tiny_model_pat
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from icl_generalization.models import MODEL_NAME, register
-    from icl_generalization.paths import tasks_path
+    from icl_generalization.core.paths import tasks_path
+    from icl_generalization.scoring.model_class import MODEL_NAME, register
 
     register()
     manager = TaskManager(include_path=str(tasks_path()),

@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-from icl_generalization.checkers import check_semantic
-from icl_generalization.datasets import build
-from icl_generalization.datasets import semantic_text as text
-from icl_generalization.datasets.semantic_kb import RELATIONS, parse_kb
-from icl_generalization.records import Dataset
+from icl_generalization.data.checkers import check_semantic
+from icl_generalization.data.families import build
+from icl_generalization.data.families import semantic_text as text
+from icl_generalization.data.families.semantic_kb import RELATIONS, parse_kb
+from icl_generalization.data.records import Dataset
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization import harness, taskpack
-from icl_generalization.context import ContextBuilder
-from icl_generalization.datasets import FAMILIES
-from icl_generalization.errors import ContextBudgetError
-from icl_generalization.lm_eval_cli import lm_eval_argv, run_lm_eval
-from icl_generalization.paths import tasks_path
+from icl_generalization.tasks import harness, taskpack
+from icl_generalization.core.errors import ContextBudgetError
+from icl_generalization.core.paths import tasks_path
+from icl_generalization.data.families import FAMILIES
+from icl_generalization.scoring.lm_eval_cli import lm_eval_argv, run_lm_eval
+from icl_generalization.tasks.context import ContextBuilder
 
 SPLITS = {
     "reversal_curse": ("p2d_reverse", "p2d", "d2p", "d2p_reverse"),
@@ -26,7 +26,7 @@ EXPECTED_TASKS = EXPECTED | SWEEPS
 def test_committed_yaml_matches_the_generator() -> None:
     rendered = taskpack.render()
     on_disk = {str(p.relative_to(tasks_path())): p.read_text() for p in tasks_path().rglob("*.yaml")}
-    assert on_disk == rendered, "run `python -m icl_generalization.taskpack` and commit lm_eval_tasks/"
+    assert on_disk == rendered, "run `python -m icl_generalization.tasks.taskpack` and commit lm_eval_tasks/"
 
 
 def test_task_manager_finds_every_task_and_no_group_matches_the_glob() -> None:
@@ -132,8 +132,8 @@ def test_sweep_reports_accuracy_per_length(tiny_model_path: Path, isolated_cache
 
 
 def test_sweep_rejects_lengths_beyond_the_window(tiny_model_path: Path, isolated_cache: Path) -> None:
-    from icl_generalization.errors import UserError
-    from icl_generalization.sweep import sweep_rows
+    from icl_generalization.core.errors import UserError
+    from icl_generalization.tasks.sweep import sweep_rows
 
     with pytest.raises(UserError, match=r"exceed the model's window of 2048"):
         sweep_rows("reversal_curse", "p2d_reverse", {"pretrained": str(tiny_model_path),
@@ -182,7 +182,7 @@ def test_glob_runs_every_task_with_the_dummy_model(isolated_cache: Path, tmp_pat
 
 
 def test_data_config_can_be_keyed_by_family() -> None:
-    from icl_generalization.errors import UserError
+    from icl_generalization.core.errors import UserError
 
     keyed = {"reversal_curse": {"people_per_set": 5}, "semantic": {"n_documents": 300}}
     assert harness.family_overrides("reversal_curse", keyed) == {"people_per_set": 5}

@@ -1,0 +1,73 @@
+"""The leaderboard as one self-contained HTML page: inline style, figures embedded as base64 PNG, no
+scripts and no external resources, so it opens from disk or a CI artifact in any browser."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from icl_generalization.analysis.compare import Leaderboard
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+thead th { background: #f0f0f0; }
+tr.chance td { font-style: italic; color: #555; }
+figure { margin: 0.5em 0 1.5em 0; }
+code { font-size: 90%; }
+"""
+
+
+def _table(board: Leaderboard, family: str) -> str:
+    """One family's table: only the rows with a score in it (a finetuned checkpoint usually covers one)."""
+    from icl_generalization.analysis.compare import format_cell
+
+    columns = board.columns_of(family)
+    head = "<th>model</th><th>condition</th>" + "".join(f"<th>{escape(c.split)}</th>" for c in columns)
+    body = []
+    for row in board.rows:
+        if not any((row, c) in board.cells for c in columns):
+            continue
+        model = row.model if not row.checkpoint else f"{row.model} + {row.checkpoint}"
+        tds = "".join(
+            f'<td class="num" data-column="{escape(c.label)}">{escape(format_cell(board.cells.get((row, c))))}</td>'
+            for c in columns)
+        body.append(f'<tr data-row="{escape(row.label)}"><td>{escape(model)}</td>'
+                    f"<td>{escape(row.condition)}</td>{tds}</tr>")
+    chance = "".join(f'<td class="num">{"–" if board.chance[c] is None else f"{board.chance[c]:.3f}"}</td>'
+                     for c in columns)
+    body.append(f'<tr class="chance"><td>chance</td><td></td>{chance}</tr>')
+    return (f'<table class="leaderboard" data-family="{escape(family)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _family_section(board: Leaderboard, family: str, png: bytes | None) -> str:
+    fingerprint = (board.fingerprints.get(family) or "unknown")[:16]
+    figure = "" if png is None else (
+        f'<figure><img alt="{escape(family)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        "</figure>")
+    return (f'<section class="family" id="family-{escape(family)}"><h2>{escape(family)}</h2>'
+            f"<p>dataset fingerprint <code>{escape(fingerprint)}</code></p>{_table(board, family)}{figure}</section>")
+
+
+def to_html(board: Leaderboard, figures: dict[str, bytes]) -> str:
+    sections = "".join(_family_section(board, family, figures.get(family)) for family in board.families())
+    runs = "".join(f"<li><code>{escape(str(run.path))}</code>: {escape(run.label)}"
+                   + (f" (checkpoint sha256 <code>{escape(run.checkpoint_sha256[:16])}</code>)"
+                      if run.checkpoint_sha256 else "") + "</li>" for run in board.runs)
+    notes = "".join(f"<li>{escape(n)}</li>" for n in board.notes)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>icl-gen leaderboard</title><style>{STYLE}</style></head>
+<body>
+<h1>Leaderboard</h1>
+<p>{escape(board.metric)}: mean ± standard error over the test items; dashed lines in the figures mark chance.
+One section per dataset family, with the rows that were evaluated on it.</p>
+{sections}
+<h2>Runs</h2><ul>{runs}</ul>
+{f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
+</body></html>
+"""

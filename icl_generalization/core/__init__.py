@@ -1,0 +1,1 @@
+"""Foundations every stage shares: user errors, the cache and file-writing rules, digests."""

@@ -1,0 +1,1 @@
+"""Stage 1, data: the record schema and fingerprints, the lexicon, the dataset families, their checkers and exports."""

@@ -1,0 +1,95 @@
+"""The package's lm-eval model class and its registration.
+
+``ICLGenLM`` is lm-eval's ``HFLM`` with the package's conveniences: ``pretrained`` may be an embedded model
+name (default ``smollm2-135m``) and defaults to it, and the device defaults to CUDA only when there is one.
+
+Finetuned checkpoints load with ``checkpoint=<manifest.yaml or adapter folder>`` (or lm-eval's ``peft=``):
+the base model is checked, the weights' sha256 verified, LoRA merged unless ``merge_adapter=False``, pickle
+weights refused unless ``allow_pickle=True``; the results' config then names the checkpoint and its sha256
+(see ``checkpoints.py``).
+
+Its log-likelihoods run each long shared context once (``scoring.PrefixCachedHFLM``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from icl_generalization.core.errors import UserError
+from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM
+from icl_generalization.weights.checkpoints import Checkpoint, apply_adapter, resolve_checkpoint
+from icl_generalization.weights.default_model import DEFAULT_MODEL, resolve_model
+
+MODEL_NAME = "icl-gen"
+# lm-eval hands every --model_args entry to the task loaders as well; these belong to the loaders only
+# (see harness.py), so the model accepts and ignores them instead of passing them to from_pretrained.
+TASK_ONLY_ARGS = frozenset({"data_seed", "data_config", "data_source", "context_budget", "context_margin",
+                            "context_mode", "sweep_lengths"})
+
+
+def _flag(value: Any, name: str) -> bool:
+    # --model_args arrive as strings or as values lm-eval already parsed ("False" -> False).
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise UserError(f"{name} must be True or False, got {value!r}")
+
+
+class ICLGenLM(PrefixCachedHFLM):
+    def __init__(self, pretrained: str | None = None, device: str | None = None, checkpoint: str | None = None,
+                 peft: str | None = None, merge_adapter: Any = True, allow_pickle: Any = False,
+                 checkpoint_sha256: str | None = None, **kwargs: Any) -> None:
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model_kwargs = {k: v for k, v in kwargs.items() if k not in TASK_ONLY_ARGS}
+        if checkpoint and peft:
+            raise UserError("give either checkpoint= or peft=, not both")
+        self._merge_adapter = _flag(merge_adapter, "merge_adapter")
+        # Resolved (and verified) before any weights load, so a wrong base or a changed file fails fast.
+        self._checkpoint: Checkpoint | None = None
+        if checkpoint or peft:
+            self._checkpoint = resolve_checkpoint(str(checkpoint or peft), pretrained=pretrained,
+                                                  allow_pickle=_flag(allow_pickle, "allow_pickle"),
+                                                  expected_sha256=checkpoint_sha256)
+            pretrained = self._checkpoint.base_name
+        self.model_name = pretrained or DEFAULT_MODEL
+        base_path = resolve_model(pretrained)
+        if self._checkpoint and self._checkpoint.method == "full":
+            # A full finetune is a model folder of its own; the base above was only checked.
+            base_path = str(self._checkpoint.folder)
+        super().__init__(pretrained=base_path, device=device, **model_kwargs)
+
+    def _create_model(self, *args: Any, **kwargs: Any) -> None:
+        # lm-eval would wrap a peft= adapter itself (unmerged, unverified); the checkpoint path does it instead.
+        kwargs.pop("peft", None)
+        super()._create_model(*args, **kwargs)
+        if self._checkpoint and self._checkpoint.method == "lora":
+            # getattr: HFLM assigns ``_model`` without a type mypy can infer.
+            self._model = apply_adapter(getattr(self, "_model"), self._checkpoint.folder,  # noqa: B009
+                                        merge=self._merge_adapter)
+
+    def get_model_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = super().get_model_info()
+        info["base_model"] = self.model_name
+        if self._checkpoint:
+            info.update(self._checkpoint.info(), checkpoint_merged=self._merge_adapter)
+        return info
+
+
+def register() -> None:
+    """Register ``icl-gen`` with lm-eval's model registry (idempotent).
+
+    lm-eval fills its registry lazily with its own models on first lookup only while the registry is
+    empty, so its models are imported first: registering ours into an empty registry would hide ``hf``.
+    """
+    import lm_eval.models  # noqa: F401
+    from lm_eval.api.registry import model_registry, register_model
+
+    if MODEL_NAME not in model_registry:
+        register_model(MODEL_NAME)(ICLGenLM)

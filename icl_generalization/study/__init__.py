@@ -1,0 +1,1 @@
+"""Stage 7, study: presets and the one-command, resumable reproduction of the whole study."""

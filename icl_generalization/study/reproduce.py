@@ -1,0 +1,205 @@
+"""``icl-gen reproduce``: the whole study on one model, resumable stage by stage.
+
+Per family: write the data; evaluate the pretrained model closed-book and in context; finetune (FT) and
+evaluate; augment the training data with the model's own in-context inferences, finetune on both (augmented
+FT) and evaluate; then one leaderboard over everything, with the paper's orderings checked against it.
+
+Every stage writes into its own folder under ``--out`` and leaves a ``stage.json`` marker when it finished;
+a rerun skips finished stages, and a stage that was interrupted starts again (finetuning resumes from its
+last checkpoint, augmentation from its last written line).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from icl_generalization.core.errors import UserError
+from icl_generalization.core.paths import atomic_write_text
+from icl_generalization.study.presets import FamilyPlan, Preset
+
+if TYPE_CHECKING:
+    from icl_generalization.data.records import Dataset
+
+MARKER = "stage.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # also the folder, e.g. "finetune-ft/reversal_curse"
+    run: Callable[[Path], dict[str, Any]]
+    # Cheap summaries of everything finished so far are rebuilt on every run, never skipped: a run of one
+    # family followed by a run of all of them must end with a leaderboard of all of them.
+    always: bool = False
+
+
+def _tasks(family: str, conditions: tuple[str, ...]) -> list[str]:
+    from icl_generalization.data.families import get_family
+
+    return [f"icl_gen_{family}_{split}" + ("_icl" if condition == "icl" else "")
+            for split in get_family(family).splits for condition in conditions]
+
+
+def _metadata(plan: FamilyPlan, preset: Preset, family: str) -> str:
+    meta: dict[str, Any] = {"data_config": {family: plan.data_config}}
+    if preset.context_budget:
+        meta["context_budget"] = preset.context_budget
+    return json.dumps(meta)
+
+
+def _evaluate(folder: Path, model_args: str, tasks: list[str], metadata: str, preset: Preset,
+              limit: int | None) -> dict[str, Any]:
+    from icl_generalization.scoring.lm_eval_cli import run_lm_eval
+
+    args = ["--model", "icl-gen", "--model_args", model_args, "--tasks", ",".join(tasks), "--metadata", metadata,
+            "--batch_size", str(preset.batch_size), "--output_path", str(folder), "--log_samples"]
+    if limit:
+        args += ["--limit", str(limit)]
+    if run_lm_eval(args) != 0:
+        raise UserError(f"evaluation failed in {folder}")
+    return {"tasks": tasks}
+
+
+def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: Preset, kind: str,
+              corpus: Path | None) -> dict[str, Any]:
+    from icl_generalization.training.finetune import FinetuneRequest, run_finetune
+    from icl_generalization.training.recipes import load_recipe
+
+    split = plan.aug_split if kind == "aug_ft" else plan.ft_split
+    recipe = load_recipe(preset.recipe)
+    recipe = replace(recipe, dataset=family, max_steps=plan.ft_steps, split=split,
+                     data_config=dict(plan.data_config), max_length=plan.max_length or recipe.max_length)
+    name = f"{family}-{kind}"
+    request = FinetuneRequest(name=name, recipe=recipe, dataset=family, base=model, augmented=corpus,
+                              out=folder / "run", manifest=folder / f"{name}.yaml",
+                              resume=(folder / "run" / "checkpoints").is_dir())
+    manifest = run_finetune(request)
+    return {"manifest": str(folder / f"{name}.yaml"), "steps": manifest.get("steps"),
+            "final_loss": manifest.get("final_loss"), "seconds": manifest.get("training_seconds")}
+
+
+def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[str, Any]:
+    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.training.augment import AugmentConfig, run_augment
+    from icl_generalization.training.backends import HFBackend
+    from icl_generalization.weights.default_model import resolve_model
+
+    config = AugmentConfig(**plan.augment)
+    ds = get_dataset(family, overrides=plan.data_config)
+    stats = run_augment(ds, model, folder / "corpus.jsonl", config, HFBackend(resolve_model(model)))
+    return {"corpus": str(folder / "corpus.jsonl"), "inputs": stats.inputs, "outputs": stats.outputs_written,
+            "new_tokens": stats.new_tokens, "seconds": round(stats.seconds, 1),
+            "tokens_per_second": round(stats.tokens_per_second, 2), "prefix_computations": stats.prefix_computations}
+
+
+def _family_data(family: str, plan: FamilyPlan) -> Dataset:
+    """The data a family's stages run on: the preset's generator overrides, default seed."""
+    from icl_generalization.tasks.harness import get_dataset
+
+    return get_dataset(family, overrides=plan.data_config)
+
+
+def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
+    from icl_generalization.data.records import write_dataset
+
+    return {"fingerprint": write_dataset(_family_data(family, plan), folder / "data")}
+
+
+def _refuse_stale_data(out: Path, preset: Preset, families: list[str]) -> None:
+    """A resumed run whose generator has changed since would mix results on two datasets: refuse it."""
+    for family in families:
+        marker = out / "data" / family / MARKER
+        if not marker.is_file():
+            continue
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
+        current = _family_data(family, preset.families[family]).fingerprint()
+        if recorded != current:
+            raise UserError(
+                f"{out}: the {family} data of this run (fingerprint {str(recorded)[:16]}) is not what the installed "
+                f"generator makes now ({current[:16]}); the generator changed since the run started. Use a new "
+                f"--out, or delete {out}/*/{family} to redo that family")
+
+
+def plan_stages(model: str, preset: Preset, out: Path, families: list[str]) -> list[Stage]:
+    stages: list[Stage] = []
+    for family in families:
+        plan = preset.families[family]
+        meta = _metadata(plan, preset, family)
+        manifests = {kind: out / f"finetune-{kind}" / family / f"{family}-{kind}.yaml" for kind in ("ft", "aug_ft")}
+        closed, both = _tasks(family, ("closed_book",)), _tasks(family, ("closed_book", "icl"))
+        stages += [
+            Stage(f"data/{family}", partial(_data, family=family, plan=plan)),
+            Stage(f"eval-pretrained/{family}", partial(_evaluate, model_args=f"pretrained={model}", tasks=both,
+                                                       metadata=meta, preset=preset, limit=plan.eval_limit)),
+            Stage(f"finetune-ft/{family}", partial(_finetune, family=family, model=model, plan=plan, preset=preset,
+                                                   kind="ft", corpus=None)),
+            Stage(f"eval-ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['ft']}", tasks=closed,
+                                               metadata=meta, preset=preset, limit=plan.eval_limit)),
+            Stage(f"augment/{family}", partial(_augment, family=family, model=model, plan=plan)),
+            Stage(f"finetune-aug_ft/{family}", partial(_finetune, family=family, model=model, plan=plan,
+                                                       preset=preset, kind="aug_ft",
+                                                       corpus=out / "augment" / family / "corpus.jsonl")),
+            Stage(f"eval-aug_ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['aug_ft']}",
+                                                   tasks=closed, metadata=meta, preset=preset,
+                                                   limit=plan.eval_limit)),
+        ]
+    stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model), always=True))
+    return stages
+
+
+def _leaderboard(folder: Path, out: Path, preset: Preset, model: str) -> dict[str, Any]:
+    from icl_generalization.analysis.compare import build_leaderboard, to_markdown, write_leaderboard
+    from icl_generalization.analysis.orderings import check_orderings
+    from icl_generalization.analysis.orderings import to_markdown as orderings_markdown
+    from icl_generalization.analysis.results import load_runs
+
+    # Only finished evaluations: a stage interrupted (or still running) has a folder but no marker.
+    runs = load_runs(sorted(p for p in out.glob("eval-*/*") if (p / MARKER).is_file()))
+    board = build_leaderboard(runs)
+    board_dir = folder / "board"
+    written = write_leaderboard(board, board_dir)
+    verdicts = check_orderings(board)
+    figures = {p.stem: str(p.relative_to(folder)) for p in sorted(board_dir.glob("*.png"))}
+    report = [f"# Study reproduced: {model}, preset {preset.name}", "",
+              f"What the preset shrank: {preset.shrunk}.", "",
+              to_markdown(board, figures), "", "## The paper's orderings", "", orderings_markdown(verdicts)]
+    atomic_write_text(folder / "report.md", "\n".join(report))
+    return {"files": {k: str(v) for k, v in written.items()}, "report": str(folder / "report.md"),
+            "orderings": verdicts}
+
+
+def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | None = None,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    families = families or list(preset.families)
+    unknown = [f for f in families if f not in preset.families]
+    if unknown:
+        raise UserError(f"preset {preset.name} has no plan for {', '.join(unknown)}; "
+                        f"it covers {', '.join(preset.families)}")
+    _refuse_stale_data(out, preset, families)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = plan_stages(model, preset, out, families)
+    records = []
+    for index, stage in enumerate(stages, start=1):
+        folder = out / stage.name
+        marker = folder / MARKER
+        if marker.is_file() and not stage.always:
+            record = json.loads(marker.read_text(encoding="utf-8"))
+            log(f"[{index}/{len(stages)}] {stage.name}: done earlier, skipped")
+            records.append(record)
+            continue
+        log(f"[{index}/{len(stages)}] {stage.name} ...")
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        outcome = stage.run(folder)
+        record = {"stage": stage.name, "seconds": round(time.perf_counter() - start, 1), **outcome}
+        atomic_write_text(marker, json.dumps(record, indent=2) + "\n")
+        log(f"[{index}/{len(stages)}] {stage.name}: done in {record['seconds']} s")
+        records.append(record)
+    atomic_write_text(out / "run.json", json.dumps({"model": model, "preset": preset.name, "families": families,
+                                                    "shrunk": preset.shrunk, "stages": records}, indent=2) + "\n")
+    return records

@@ -1,0 +1,153 @@
+"""Building in-context prompts inside a token budget measured with the model's own tokenizer.
+
+lm-eval's HF model left-truncates an over-long prompt with only a log line, which for an in-context task
+silently drops the evidence. So every context is sized here, and a prompt that cannot fit is an error.
+
+Strategy (the study's "paper mode" first, sharding as the fallback):
+
+1. the whole training set, if it fits;
+2. else an 8x random subsample (plus, for each question, one document stating each fact it needs), if it fits;
+3. else questions are packed into as few shards as possible; every shard has one identical context holding a
+   document for each fact its questions need, topped up with randomly drawn other documents to the budget.
+
+Questions of one shard share their context verbatim, so a prefix cache computes it once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from icl_generalization.core.errors import ContextBudgetError
+from icl_generalization.data.records import TestItem, TrainDoc
+
+HEADER = "Read the following documents carefully. They are all true.\n\n"
+INSTRUCTION = "\nUse the documents above to complete the next statement.\n"
+DOC_SEPARATOR = "\n"
+SUBSAMPLE_FACTOR = 8
+MODES = ("auto", "full", "subsample", "shard")
+
+
+@dataclass(frozen=True)
+class Shard:
+    doc_ids: tuple[str, ...]
+    item_ids: tuple[str, ...]
+    context: str
+    n_tokens: int
+    strategy: str  # "full", "subsample" or "shard"
+
+
+def render_context(docs: Sequence[TrainDoc]) -> str:
+    return HEADER + "".join(doc.text + DOC_SEPARATOR for doc in docs) + INSTRUCTION
+
+
+def _pick_needed(item: TestItem, chosen: set[str], rng: random.Random) -> list[str]:
+    """One document per needed fact, preferring documents already chosen (so shards stay small)."""
+    picks = []
+    for alternatives in item.needs:
+        present = [d for d in alternatives if d in chosen]
+        picks.append(present[0] if present else rng.choice(sorted(alternatives)))
+    return picks
+
+
+class ContextBuilder:
+    """Plans the contexts of one in-context task.
+
+    ``count_tokens`` is the model tokenizer's length function; ``budget`` is the number of tokens the whole
+    prompt (context, question and the longest choice) may take.
+    """
+
+    def __init__(self, docs: Sequence[TrainDoc], count_tokens: Callable[[str], int], budget: int,
+                 rng: random.Random, task: str = "task", mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ValueError(f"context mode must be one of {MODES}, got {mode!r}")
+        self.docs = {d.id: d for d in docs}
+        self.order = [d.id for d in docs]
+        self.count = count_tokens
+        self.budget = budget
+        self.rng = rng
+        self.task = task
+        self.mode = mode
+        self._overhead = count_tokens(HEADER + INSTRUCTION)
+        self._doc_tokens = {d.id: count_tokens(d.text + DOC_SEPARATOR) for d in docs}
+
+    def _tail_tokens(self, item: TestItem) -> int:
+        return self.count(item.prompt + max(item.choices, key=len)) + 2
+
+    def plan(self, items: Sequence[TestItem]) -> list[Shard]:
+        if not items:
+            return []
+        tail = max(self._tail_tokens(i) for i in items)
+        room = self.budget - tail - self._overhead
+        if room <= 0:
+            raise ContextBudgetError(
+                f"{self.task}: a budget of {self.budget} tokens cannot hold even the question and its longest "
+                f"choice ({tail} tokens) plus the instructions ({self._overhead} tokens)")
+        total = sum(self._doc_tokens.values())
+        if self.mode in ("auto", "full") and total <= room:
+            return [self._shard(self.order, items, "full")]
+        if self.mode == "full":
+            raise ContextBudgetError(f"{self.task}: the whole training set ({total} tokens) does not fit the "
+                                     f"context budget ({room} tokens for documents)")
+        if self.mode in ("auto", "subsample"):
+            needed = {d for i in items for d in _pick_needed(i, set(), self.rng)}
+            target = max(len(self.order) // SUBSAMPLE_FACTOR, len(needed))
+            chosen = self._top_up(list(needed), target_docs=target, room=room)
+            if sum(self._doc_tokens[d] for d in chosen) <= room and len(chosen) >= target:
+                return [self._shard(chosen, items, "subsample")]
+            if self.mode == "subsample":
+                raise ContextBudgetError(f"{self.task}: an {SUBSAMPLE_FACTOR}x subsample of the training set "
+                                         f"does not fit the context budget ({room} tokens for documents)")
+        return self._shards(items, room)
+
+    def _shards(self, items: Sequence[TestItem], room: int) -> list[Shard]:
+        groups: list[tuple[list[str], list[TestItem]]] = []
+        for item in items:
+            placed = False
+            for doc_ids, members in groups:
+                extra = [d for d in _pick_needed(item, set(doc_ids), self.rng) if d not in doc_ids]
+                used = sum(self._doc_tokens[d] for d in doc_ids) + sum(self._doc_tokens[d] for d in set(extra))
+                if used <= room:
+                    doc_ids.extend(dict.fromkeys(extra))
+                    members.append(item)
+                    placed = True
+                    break
+            if not placed:
+                need = list(dict.fromkeys(_pick_needed(item, set(), self.rng)))
+                size = sum(self._doc_tokens[d] for d in need)
+                if size > room:
+                    raise ContextBudgetError(
+                        f"{self.task}: question {item.id} needs {len(need)} documents ({size} tokens), more than "
+                        f"the {room} tokens the budget of {self.budget} leaves for documents")
+                groups.append((need, [item]))
+        return [self._shard(self._top_up(doc_ids, None, room), members, "shard") for doc_ids, members in groups]
+
+    def _top_up(self, doc_ids: list[str], target_docs: int | None, room: int) -> list[str]:
+        """Add randomly drawn other documents until the room (or the target count) is reached."""
+        chosen = list(dict.fromkeys(doc_ids))
+        used = sum(self._doc_tokens[d] for d in chosen)
+        others = [d for d in self.order if d not in set(chosen)]
+        self.rng.shuffle(others)
+        for doc_id in others:
+            if target_docs is not None and len(chosen) >= target_docs:
+                break
+            if used + self._doc_tokens[doc_id] > room:
+                continue
+            chosen.append(doc_id)
+            used += self._doc_tokens[doc_id]
+        return chosen
+
+    def _shard(self, doc_ids: Sequence[str], items: Sequence[TestItem], strategy: str) -> Shard:
+        ordered = list(doc_ids)
+        # Shuffled so that the needed documents are not always at the end, next to the question.
+        self.rng.shuffle(ordered)
+        context = render_context([self.docs[d] for d in ordered])
+        n_tokens = self.count(context)
+        longest = max(items, key=self._tail_tokens)
+        total = self.count(context + longest.prompt + max(longest.choices, key=len))
+        if total > self.budget:
+            raise ContextBudgetError(
+                f"{self.task}: prompt of {total} tokens (context {n_tokens}) exceeds the budget of {self.budget}")
+        return Shard(doc_ids=tuple(ordered), item_ids=tuple(i.id for i in items), context=context,
+                     n_tokens=n_tokens, strategy=strategy)

@@ -1,0 +1,1 @@
+"""Stage 5, training: recipes, training corpora, finetuning, and augmentation with in-context inferences."""

@@ -1,0 +1,134 @@
+"""Text generation for augmentation: transformers on any device (with the prefix cache), or vLLM on GPUs.
+
+Both backends take the same calls and return, per prompt, ``n`` samples as :class:`Sample` (text, number of
+new tokens, whether the token limit cut it), so the output format does not depend on the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from icl_generalization.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    new_tokens: int
+    hit_limit: bool
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+
+class HFBackend:
+    """transformers ``generate``; ``after_prefix`` reuses one cached prefix for every suffix."""
+
+    def __init__(self, model_path: str, device: str | None = None, dtype: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device.startswith("cuda")
+                                                           else torch.float32)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer.padding_side = "left"  # generation continues at the right edge of every row
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+        self.model: Any = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' stub of .to
+        self.prefix_computations = 0
+        self._prefix: tuple[str, Any] | None = None  # (prefix text, its CachedPrefix): one corpus per run
+        self.window = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _kwargs(self, sampling: Sampling) -> dict[str, Any]:
+        greedy = sampling.temperature == 0.0
+        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not greedy,
+                                  "pad_token_id": self.tokenizer.pad_token_id}
+        if not greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        return kwargs
+
+    def _samples(self, rows: Any, sampling: Sampling) -> list[Sample]:
+        out = []
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        for row in rows.tolist():
+            tokens = [t for t in row if t not in eos]
+            text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+            out.append(Sample(text=text, new_tokens=len(tokens),
+                              hit_limit=len(tokens) >= sampling.max_new_tokens))
+        return out
+
+    def generate(self, prompts: list[str], sampling: Sampling, seed: int) -> list[list[Sample]]:
+        import torch
+
+        torch.manual_seed(seed)
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        with torch.no_grad():
+            out = self.model.generate(**enc, num_return_sequences=sampling.n, **self._kwargs(sampling))
+        samples = self._samples(out[:, enc["input_ids"].shape[1]:], sampling)
+        return [samples[i * sampling.n:(i + 1) * sampling.n] for i in range(len(prompts))]
+
+    def after_prefix(self, prefix: str, suffixes: list[str], sampling: Sampling,
+                     seeds: list[int]) -> list[list[Sample]]:
+        import torch
+
+        from icl_generalization.scoring.prefix_cache import compute_prefix, generate_from_prefix
+
+        if self._prefix is None or self._prefix[0] != prefix:
+            ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            self._prefix = (prefix, compute_prefix(self.model, ids))
+            self.prefix_computations += 1
+        cached = self._prefix[1]
+        results = []
+        for suffix, seed in zip(suffixes, seeds, strict=True):
+            torch.manual_seed(seed)
+            ids = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
+            rows = generate_from_prefix(self.model, cached, ids, num_return_sequences=sampling.n,
+                                        **self._kwargs(sampling))
+            results.append(self._samples(rows, sampling))
+        return results
+
+
+class VLLMBackend:
+    """vLLM for large runs on GPUs; its automatic prefix caching shares the corpus across global-mode calls."""
+
+    def __init__(self, model_path: str, dtype: str | None = None) -> None:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise UserError("--backend vllm needs the vllm package (a GPU install): pip install vllm") from None
+        self.llm = LLM(model=model_path, dtype=dtype or "auto", enable_prefix_caching=True)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.prefix_computations = 0
+        self.window = int(self.llm.llm_engine.model_config.max_model_len)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _run(self, prompts: list[str], sampling: Sampling, seeds: list[int]) -> list[list[Sample]]:
+        from vllm import SamplingParams
+
+        params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                 max_tokens=sampling.max_new_tokens, seed=seed) for seed in seeds]
+        outputs = self.llm.generate(prompts, params)
+        return [[Sample(text=o.text, new_tokens=len(o.token_ids), hit_limit=o.finish_reason == "length")
+                 for o in result.outputs] for result in outputs]
+
+    def generate(self, prompts: list[str], sampling: Sampling, seed: int) -> list[list[Sample]]:
+        return self._run(prompts, sampling, [seed + i for i in range(len(prompts))])
+
+    def after_prefix(self, prefix: str, suffixes: list[str], sampling: Sampling,
+                     seeds: list[int]) -> list[list[Sample]]:
+        # vLLM's automatic prefix caching computes the shared corpus once and reuses its blocks.
+        self.prefix_computations = 1
+        return self._run([prefix + s for s in suffixes], sampling, seeds)

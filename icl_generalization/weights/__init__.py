@@ -1,0 +1,1 @@
+"""Stage 2, weights: the embedded default model and finetuned checkpoints (manifests, verification, loading)."""
