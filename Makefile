@@ -39,6 +39,7 @@ demo: $(STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check icl_generalization tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 chromium: $(CHROMIUM)
 
