@@ -25,7 +25,7 @@ from typing import Any
 
 from icl_generalization.core.errors import UserError
 from icl_generalization.data.records import Dataset, iter_jsonl
-from icl_generalization.training.backends import Sampling
+from icl_generalization.training.backends import GenerationBackend, Sampling
 from icl_generalization.training.text import split_sentences
 
 MODES = ("local", "global")
@@ -229,9 +229,9 @@ def global_prompt_parts(ds: Dataset, count_tokens: Any, window: int, config: Aug
     return head + corpus + fixed_prefix, suffix_template
 
 
-def run_augment(ds: Dataset, model: str, out: Path, config: AugmentConfig, backend: Any,
+def run_augment(ds: Dataset, model: str, out: Path, config: AugmentConfig, backend: GenerationBackend,
                 progress: bool = True) -> AugmentStats:
-    """Augment ``ds`` with ``backend`` (HFBackend or VLLMBackend) into the JSONL corpus ``out``."""
+    """Augment ``ds`` with ``backend`` (any :class:`GenerationBackend`) into the JSONL corpus ``out``."""
     from tqdm import tqdm
 
     identity = {"mode": config.mode, "prompt_version": f"{config.mode}_{PROMPT_VERSION}", "model": model,

@@ -1,13 +1,13 @@
 """Text generation for augmentation: transformers on any device (with the prefix cache), or vLLM on GPUs.
 
-Both backends take the same calls and return, per prompt, ``n`` samples as :class:`Sample` (text, number of
-new tokens, whether the token limit cut it), so the output format does not depend on the backend.
+Every backend implements :class:`GenerationBackend` and returns, per prompt, ``n`` samples as :class:`Sample`
+(text, number of new tokens, whether the token limit cut it), so the output format does not depend on the backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from icl_generalization.core.errors import UserError
 
@@ -25,6 +25,28 @@ class Sampling:
     temperature: float
     top_p: float
     max_new_tokens: int
+
+
+class GenerationBackend(Protocol):
+    """What augmentation needs from a text generator (docs/ARCHITECTURE.md: add a generation backend)."""
+
+    # Tokens the model can attend to; global mode sizes the shared corpus to fit it.
+    window: int
+    # How many times a shared prefix was computed (reported in the augmentation statistics).
+    prefix_computations: int
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the backend's own tokenizer, without special tokens."""
+        ...
+
+    def generate(self, prompts: list[str], sampling: Sampling, seed: int) -> list[list[Sample]]:
+        """``sampling.n`` samples for each prompt, seeded so a rerun gives the same text."""
+        ...
+
+    def after_prefix(self, prefix: str, suffixes: list[str], sampling: Sampling,
+                     seeds: list[int]) -> list[list[Sample]]:
+        """Samples for ``prefix + suffix`` per suffix (one seed each); the prefix should be computed once."""
+        ...
 
 
 class HFBackend:
