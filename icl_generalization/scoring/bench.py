@@ -60,7 +60,8 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def build_requests(task_name: str, model_path: str, context_tokens: int, limit: int | None) -> tuple[list, dict]:
+def build_requests(task_name: str, model_path: str, context_tokens: int,
+                   limit: int | None) -> tuple[list[Any], dict[str, Any]]:
     """The task's loglikelihood Instances through lm-eval's own TaskManager (as `icl-gen eval` builds them)."""
     from lm_eval.tasks import TaskManager
 
@@ -85,7 +86,7 @@ def build_requests(task_name: str, model_path: str, context_tokens: int, limit: 
 def _token_counter(model: Any) -> tuple[dict[str, int], Callable[[], None]]:
     seen = {"tokens": 0, "forwards": 0}
 
-    def hook(_module: Any, args: tuple, kwargs: dict) -> None:
+    def hook(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is not None:
             seen["tokens"] += int(ids.numel())
@@ -95,7 +96,7 @@ def _token_counter(model: Any) -> tuple[dict[str, int], Callable[[], None]]:
     return seen, handle.remove
 
 
-def _timed(lm: Any, instances: list, seen: dict[str, int]) -> tuple[list[tuple[float, bool]], float, int]:
+def _timed(lm: Any, instances: list[Any], seen: dict[str, int]) -> tuple[list[tuple[float, bool]], float, int]:
     start_tokens = seen["tokens"]
     start = time.perf_counter()
     out = lm.loglikelihood(instances, disable_tqdm=True)

@@ -166,7 +166,8 @@ class PrefixSettings:
             raise UserError(f"prefix_min_tokens must be a positive integer, got {self.min_tokens!r}")
 
 
-class PrefixCachedHFLM(HFLM):
+# lm-eval ships no type information, so HFLM is Any to mypy; the overridden methods are typed here.
+class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def __init__(self, *args: Any, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
                  prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None, **kwargs: Any) -> None:
         # Validated before the (slow) model load, so a typo fails at once.
@@ -208,7 +209,9 @@ class PrefixCachedHFLM(HFLM):
             if reason and reason != "prefix_cache=false" and reason not in self._prefix_warned:
                 self._prefix_warned.add(reason)  # once per reason: loglikelihood_rolling calls this per batch
                 log.warning("prefix cache off, scoring the stock way: %s", reason)
-            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            stock: list[tuple[float, bool]] = super()._loglikelihood_tokens(
+                requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            return stock
         inputs = [(ctx + cont)[:-1] for _, ctx, cont in requests]
         plan = plan_groups(inputs, [len(ctx) for _, ctx, _ in requests], self.prefix_settings.min_tokens)
         results: list[tuple[float, bool] | None] = [None] * len(requests)

@@ -120,7 +120,8 @@ def _cache_from(prefix: CachedPrefix, batch: int = 1) -> DynamicCache:
 
 
 def _device(model: Any) -> torch.device:
-    return next(model.parameters()).device
+    device: torch.device = next(model.parameters()).device
+    return device
 
 
 @torch.no_grad()
@@ -150,7 +151,7 @@ def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConf
 
 
 def _bytes_per_element(model: Any) -> int:
-    return next(model.parameters()).element_size()
+    return int(next(model.parameters()).element_size())
 
 
 def _memory_budget(model: Any, config: PrefixCacheConfig) -> int:
@@ -297,4 +298,5 @@ def generate_from_prefix(model: Any, prefix: CachedPrefix, suffix_ids: Sequence[
     ids = torch.tensor([[*prefix.token_ids, *suffix_ids]] * rows, dtype=torch.long, device=device)
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                          past_key_values=_cache_from(prefix, rows), **generate_kwargs)
-    return out[:, ids.shape[1]:]
+    new_tokens: torch.Tensor = out[:, ids.shape[1]:]
+    return new_tokens
