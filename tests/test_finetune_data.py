@@ -101,14 +101,35 @@ def test_shipped_recipes_load() -> None:
     assert paper.learning_rate == 3e-4 and paper.batch_size in (8, 16)
 
 
-def test_recipe_errors_name_the_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("body", "expected"), [
+    ("split: sideways", r"r\.yaml: split: input should be 'none', 'independent' or 'cumulative' \(got 'sideways'\)"),
+    ("lora_rank: 8", r"r\.yaml: lora_rank: unknown field"),
+    ("target_modules: 5", r"target_modules: expected 'all-linear' or a list of module names \(got 5\)"),
+    ("seed: x", r"seed: input should be a valid integer.*\(got 'x'\)"),
+    ("max_steps: true", r"max_steps: expected an integer, not a boolean"),
+    ("learning_rate: -1", r"learning_rate: input should be greater than 0 \(got -1\)"),
+    ("batch_size: 8\ngradient_accumulation_steps: 3", r"batch_size 8 is not a multiple of gradient_accumulation"),
+    ("- a list", r"r\.yaml: expected a mapping of fields, got list"),
+    ("a: [unclosed", r"r\.yaml: not valid YAML"),
+])
+def test_recipe_errors_name_the_file_field_and_value(tmp_path: Path, body: str, expected: str) -> None:
     path = tmp_path / "r.yaml"
-    path.write_text("split: sideways\n", encoding="utf-8")
-    with pytest.raises(UserError, match="split must be one of"):
+    path.write_text(body + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=expected) as caught:
         load_recipe(str(path))
-    path.write_text("lora_rank: 8\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"unknown recipe field.*lora_rank"):
-        load_recipe(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_recipe_numbers_that_yaml_reads_as_strings_are_numbers(tmp_path: Path) -> None:
+    # YAML 1.1 reads `1e-3` (no dot) as a string; a recipe means the number.
+    path = tmp_path / "r.yaml"
+    path.write_text("learning_rate: 1e-3\ntarget_modules: [q_proj, v_proj]\n", encoding="utf-8")
+    recipe = load_recipe(str(path))
+    assert recipe.learning_rate == 1e-3
+    assert recipe.to_dict()["target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_recipe_overrides_are_validated_too() -> None:
     with pytest.raises(UserError, match="max_steps"):
         load_recipe("cpu-small").with_overrides(max_steps=0)
     with pytest.raises(UserError, match="unknown recipe"):
