@@ -7,10 +7,43 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from icl_generalization.core.errors import UserError
+from icl_generalization.core.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
 
-EXIT_USER_ERROR = 2
+# Flags that come before the command and apply to every command (`eval` included).
+DEBUG_FLAG = "--debug"
+VERSION_FLAG = "--version"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line naming the command and the problem (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for dist in ("icl-generalization", "lm-eval", "transformers", "torch"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} (not installed)")
+    return ", ".join(parts)
+
+
+def _json_object(text: str, flag: str, example: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{flag} is not valid JSON ({exc.msg} at character {exc.pos}): {text[:60]!r}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{flag} must be a JSON object, for example '{example}'")
+    return value
 
 
 def _cmd_tasks_path(args: argparse.Namespace) -> int:
@@ -25,9 +58,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from icl_generalization.data.records import write_dataset
     from icl_generalization.tasks.harness import get_dataset
 
-    overrides = json.loads(args.config) if args.config else {}
-    if not isinstance(overrides, dict):
-        raise UserError("--config must be a JSON object, for example '{\"people_per_set\": 10}'")
+    overrides = _json_object(args.config, "--config", '{"people_per_set": 10}') if args.config else {}
     families = list(FAMILIES) if args.family == "all" else [args.family]
     if args.source and args.family == "all":
         raise UserError("--source applies to one family; name it instead of 'all'")
@@ -201,7 +232,10 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from icl_generalization.data.families import DEFAULT_SEED, FAMILIES
 
-    parser = argparse.ArgumentParser(prog="icl-gen", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _OneLineParser(prog="icl-gen", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an unexpected error")
+    parser.add_argument(VERSION_FLAG, action="store_true",
+                        help="print the versions of the package, lm-eval, transformers and torch")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("eval", help="run lm-eval with the package's model and task folder (all lm-eval options)",
@@ -311,22 +345,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run(argv: list[str]) -> int:
+    if argv and argv[0] == "eval":
+        # Everything after `eval` belongs to lm-eval's own parser, --help included.
+        return _cmd_eval(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    return handler(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one place where every error of every command becomes a message and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    debug = DEBUG_FLAG in argv[:1]
+    argv = argv[1:] if debug else argv
+    if argv[:1] == [VERSION_FLAG]:
+        print(_versions())
+        return 0
     try:
-        if argv and argv[0] == "eval":
-            # Everything after `eval` belongs to lm-eval's own parser, --help included.
-            return _cmd_eval(argparse.Namespace(), argv[1:])
-        args = parser.parse_args(argv)
-        handler: Callable[[argparse.Namespace], int] = args.func
-        return handler(args)
+        return _run(argv)
     except UserError as exc:
         print(f"icl-gen: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("icl-gen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `icl-gen compare ... | head`: the reader left; nothing is wrong.
+        return 0
+    except OSError as exc:
+        # The machine's answer about a path the user named (permission, disk full, a file where a folder is
+        # wanted...): the user's to fix, not a bug.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"icl-gen: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"icl-gen: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              f"this is a bug: please report it with the output of `icl-gen --debug "
+              f"{' '.join(argv[:1])} ...`", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":
