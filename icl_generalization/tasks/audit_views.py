@@ -14,7 +14,6 @@ from icl_generalization.core.errors import UserError
 from icl_generalization.data.families import get_family
 from icl_generalization.data.records import Dataset
 from icl_generalization.data.shortcuts import (
-    Finding,
     View,
     audit,
     closed_book_views,
@@ -63,10 +62,10 @@ def in_context_views(ds: Dataset, kwargs: Mapping[str, Any] | None = None) -> li
     return views
 
 
-def shortcut_audit(ds: Dataset, scope: str = "all") -> tuple[str, list[str], list[Finding]]:
-    """The audit's markdown table, its problems (failing splits) and findings, closed-book and (``all``) in context."""
+def shortcut_audit(ds: Dataset, scope: str = "all") -> tuple[str, list[str]]:
+    """The audit's markdown table and its problems (failing splits), closed-book and (``all``) in context."""
     if scope not in SCOPES:
         raise UserError(f"shortcut audit scope must be one of {SCOPES}, got {scope!r}")
     views = closed_book_views(ds) + (in_context_views(ds) if scope == "all" else [])
     findings = audit(ds, views)
-    return to_markdown(ds.family, findings), failures(findings), findings
+    return to_markdown(ds.family, findings), failures(findings)
