@@ -7,9 +7,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from icl_generalization.core.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
+
+if TYPE_CHECKING:
+    from icl_generalization.data.records import Dataset
 
 # Flags that come before the command and apply to every command (`eval` included).
 DEBUG_FLAG = "--debug"
@@ -121,12 +124,28 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     for folder in folders:
         ds = read_dataset(folder)
         problems = check_dataset(ds)
+        if args.shortcuts:
+            problems += _shortcut_audit(ds, folder, args.shortcuts)
         print(f"{ds.family}: {'OK' if not problems else f'{len(problems)} problems'} "
               f"({len(ds.train)} documents, {len(ds.test)} items checked) {folder}")
         for problem in problems[:20]:
             print(f"  {problem}")
         failed += bool(problems)
     return 1 if failed else 0
+
+
+def _shortcut_audit(ds: Dataset, folder: Path, scope: str) -> list[str]:
+    """Print the shortcut audit and put it in the dataset card (not fingerprinted; dataset.json is untouched)."""
+    from icl_generalization.core.paths import atomic_write_text
+    from icl_generalization.data.records import CARD_FILE
+    from icl_generalization.data.shortcuts import with_audit_section
+    from icl_generalization.tasks.audit_views import shortcut_audit
+
+    table, problems = shortcut_audit(ds, scope)
+    print(table)
+    card = folder / CARD_FILE
+    atomic_write_text(card, with_audit_section(card.read_text(encoding="utf-8") if card.is_file() else "", table))
+    return problems
 
 
 def _cmd_lexicon_audit(args: argparse.Namespace) -> int:
@@ -284,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-data", help="prove a generated dataset's gold answers (DIR: one family or `all`)")
     p.add_argument("dir")
+    p.add_argument("--shortcuts", nargs="?", const="all", choices=["all", "closed_book"],
+                   help="also audit model-free shortcut baselines per split and condition (all: closed-book, in "
+                   "context and sweeps, needs the default model's tokenizer); writes the table into README.md")
     p.set_defaults(func=_cmd_check_data)
 
     p = sub.add_parser("lexicon", help="nonsense-word tools")

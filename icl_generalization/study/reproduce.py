@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,8 +72,8 @@ def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: P
 
     split = plan.aug_split if kind == "aug_ft" else plan.ft_split
     recipe = load_recipe(preset.recipe)
-    recipe = replace(recipe, dataset=family, max_steps=plan.ft_steps, split=split,
-                     data_config=dict(plan.data_config), max_length=plan.max_length or recipe.max_length)
+    recipe = recipe.with_overrides(dataset=family, max_steps=plan.ft_steps, split=split,
+                                   data_config=dict(plan.data_config), max_length=plan.max_length)
     name = f"{family}-{kind}"
     request = FinetuneRequest(name=name, recipe=recipe, dataset=family, base=model, augmented=corpus,
                               out=folder / "run", manifest=folder / f"{name}.yaml",
