@@ -59,7 +59,7 @@ def combined_sha256(files: Mapping[str, str]) -> str:
 def _plain_name(name: str) -> str:
     # Names are joined to the checkpoint folder: a path separator or '..' would reach outside it.
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise ValueError("a file name inside the checkpoint folder (no path separators)")
+        raise ValueError("expected a plain file name inside the checkpoint folder (no path separators, not '..')")
     return name
 
 
@@ -175,7 +175,7 @@ def _parse(path: str, text: str) -> Manifest:
 
 
 def _problem(error: ErrorDetails) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    field = _field_name(error["loc"])
     if error["type"] == "missing":
         return f"field {field} is missing"
     if error["type"] == "extra_forbidden":
@@ -184,6 +184,19 @@ def _problem(error: ErrorDetails) -> str:
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     expected = error["msg"].removeprefix("Value error, ")
     return f"field {field} = {shown}: {expected}"
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    # A mapping key (a file name, itself holding dots) shows as ['name']; pydantic's "[key]" marker is dropped.
+    name = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, str) and part.isidentifier():
+            name += f".{part}" if name else part
+        else:
+            name += f"[{part!r}]"
+    return name or "(top level)"
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
