@@ -24,6 +24,8 @@ from icl_generalization.weights.default_model import resolve_model
 from icl_generalization.weights.manifest import (
     ADAPTER_CONFIG,
     SAFE_WEIGHTS,
+    Kind,
+    Method,
     TrainingData,
     is_pickle,
     read_manifest,
@@ -39,8 +41,8 @@ class Checkpoint:
     """A checkpoint verified and ready to load."""
 
     name: str
-    method: str  # lora | full
-    kind: str | None  # ft | aug_ft, None for a bare adapter folder
+    method: Method
+    kind: Kind | None  # None for a bare adapter folder
     source: Path  # the checkpoint folder as given (adapter folder, or full model folder)
     folder: Path  # the private verified copy that loaders read; gone once open_checkpoint exits
     files: Mapping[str, str]  # name -> sha256 of every file loaded
