@@ -16,7 +16,9 @@ import yaml
 from icl_generalization.core.errors import UserError
 from icl_generalization.training.finetune import FinetuneRequest, run_finetune
 from icl_generalization.training.recipes import load_recipe
-from icl_generalization.weights.checkpoints import apply_adapter, resolve_checkpoint, weights_sha256
+from icl_generalization.weights.loading import Checkpoint, apply_adapter, open_checkpoint
+from icl_generalization.weights.manifest import combined_sha256
+from icl_generalization.weights.verify import digest_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "icl_gen_reversal_curse_p2d"
@@ -85,8 +87,9 @@ def test_lora_round_trip_reloads_exact_logits(tmp_path: Path, tiny_model_path: P
     lora.save_pretrained(folder)
     assert {p.name for p in folder.iterdir()} <= {"adapter_config.json", "adapter_model.safetensors", "README.md"}
     assert not any(p.name.startswith(("model", "pytorch_model")) for p in folder.iterdir())
-    merged = _logits(apply_adapter(fresh(), folder, merge=True))
-    separate = _logits(apply_adapter(fresh(), folder, merge=False))
+    with open_checkpoint(str(folder)) as opened:
+        merged = _logits(apply_adapter(fresh(), opened, merge=True))
+        separate = _logits(apply_adapter(fresh(), opened, merge=False))
     assert torch.allclose(separate, before, atol=1e-6)
     assert torch.allclose(merged, before, atol=1e-4)
 
@@ -96,7 +99,9 @@ def test_finetune_writes_adapter_and_manifest(trained: Path, tiny_model_path: Pa
     folder = (trained.parent / data["adapter"]["path"]).resolve()
     assert data["kind"] == "ft" and data["method"] == "lora" and data["steps"] == 4
     assert data["base"]["name"] == str(tiny_model_path.resolve())
-    assert data["adapter"]["sha256"] == weights_sha256(folder)[0]
+    # Every file of the folder is listed, and adapter.sha256 is their one digest.
+    assert data["manifest_version"] == 2 and data["adapter"]["files"] == digest_folder(folder)
+    assert data["adapter"]["sha256"] == combined_sha256(data["adapter"]["files"])
     assert len(data["training_data"]["fingerprint"]) == 64 and data["training_data"]["examples"] == 4 * 3 * 4
     assert data["recipe"]["learning_rate"] == 0.02 and isinstance(data["final_loss"], float)
     assert {p.name for p in folder.iterdir()} <= {"adapter_config.json", "adapter_model.safetensors", "README.md"}
@@ -183,9 +188,19 @@ def test_full_finetune_loads_as_its_own_model(tmp_path: Path, tiny_model_path: P
     folder = (tmp_path / "adapters" / manifest["adapter"]["path"]).resolve()
     names = {p.name for p in folder.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= names and "training_args.bin" not in names
-    lm = ICLGenLM(checkpoint=str(tmp_path / "adapters" / "tiny-full.yaml"), batch_size=1)
+    path = tmp_path / "adapters" / "tiny-full.yaml"
+    lm = ICLGenLM(checkpoint=str(path), batch_size=1)
     info = lm.get_model_info()
     assert (info["checkpoint_method"], info["checkpoint_sha256"]) == ("full", manifest["adapter"]["sha256"])
+    assert set(manifest["adapter"]["files"]) == names  # tokenizer and model config are covered too
+    # An edited tokenizer or a decoy pickle beside the model is refused, naming the file.
+    config = folder / "tokenizer_config.json"
+    config.write_text(config.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"tokenizer_config\.json has sha256"):
+        ICLGenLM(checkpoint=str(path), batch_size=1)
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04decoy")
+    with pytest.raises(UserError, match=r"pytorch_model\.bin not listed"):
+        ICLGenLM(checkpoint=str(path), batch_size=1, allow_pickle=True)
     # In-context prompts are sized with the checkpoint's base tokenizer.
     assert model_name_for_tokenizer({"checkpoint": str(trained)}) == str(tiny_model_path.resolve())
     assert model_name_for_tokenizer({"checkpoint": str(trained), "tokenizer": "x"}) == "x"
@@ -205,55 +220,23 @@ def _copy_checkpoint(trained: Path, tmp: Path) -> tuple[Path, Path]:
     return manifest, folder
 
 
+def _open(checkpoint: Path, **kwargs: Any) -> Checkpoint:
+    with open_checkpoint(str(checkpoint), **kwargs) as opened:
+        return opened
+
+
 def test_refuses_a_different_base(trained: Path, tmp_path: Path, default_model_path: Path) -> None:
     with pytest.raises(UserError, match="was trained on base"):
-        resolve_checkpoint(str(trained), pretrained=str(default_model_path))
+        _open(trained, pretrained=str(default_model_path))
     manifest, folder = _copy_checkpoint(trained, tmp_path)
     data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     data["base"]["config_sha256"] = "0" * 64
     manifest.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(UserError, match="differs from the one the checkpoint was trained on"):
-        resolve_checkpoint(str(manifest))
+        _open(manifest)
     # A bare adapter folder names its base in adapter_config.json.
     with pytest.raises(UserError, match="was trained on"):
-        resolve_checkpoint(str(folder), pretrained=str(default_model_path))
-
-
-def test_refuses_missing_changed_or_pickled_weights(trained: Path, tmp_path: Path) -> None:
-    import torch
-    from safetensors.torch import load_file
-
-    manifest, folder = _copy_checkpoint(trained, tmp_path)
-    assert resolve_checkpoint(str(manifest)).sha256 == yaml.safe_load(trained.read_text())["adapter"]["sha256"]
-    weights = folder / "adapter_model.safetensors"
-    tensors = load_file(weights)
-    weights.unlink()
-    with pytest.raises(UserError, match="weights file missing"):
-        resolve_checkpoint(str(manifest))
-    torch.save(tensors, folder / "adapter_model.bin")
-    with pytest.raises(UserError, match="pickle"):
-        resolve_checkpoint(str(manifest))
-    with pytest.raises(UserError, match="pickle"):
-        resolve_checkpoint(str(folder))
-    # With explicit consent the pickle file loads, but it is not the file the manifest recorded.
-    with pytest.raises(UserError, match="files changed after training"):
-        resolve_checkpoint(str(manifest), allow_pickle=True)
-    assert resolve_checkpoint(str(folder), allow_pickle=True).method == "lora"
-    with pytest.raises(UserError, match="checkpoint_sha256"):
-        resolve_checkpoint(str(folder), allow_pickle=True, expected_sha256="f" * 64)
-
-
-@pytest.mark.parametrize("text, message", [
-    ("name: [unclosed\n", "not valid YAML"),
-    ("just a string\n", "not a YAML mapping"),
-    ("name: x\nkind: ft\nmethod: lora\nbase: {name: m}\n", "missing field 'adapter'"),
-    ("name: x\nkind: pretrained\nmethod: lora\nbase: {name: m}\nadapter: {path: a, sha256: b}\n", "kind must be"),
-])
-def test_refuses_a_corrupt_manifest(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(UserError, match=message):
-        resolve_checkpoint(str(path))
+        _open(folder, pretrained=str(default_model_path))
 
 
 def test_finetune_cli_exits_non_zero_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -305,4 +288,4 @@ def test_two_process_cpu_finetune_with_accelerate(tmp_path: Path, tiny_model_pat
     assert done.returncode == 0, "\n".join(user_errors + [part[-1500:] for part in done.stderr.split("Traceback")[1:]])
     data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     assert data["processes"] == 2 and data["steps"] == 2
-    assert resolve_checkpoint(str(manifest)).sha256 == data["adapter"]["sha256"]
+    assert _open(manifest).sha256 == data["adapter"]["sha256"]

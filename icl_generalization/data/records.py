@@ -14,7 +14,6 @@ what a model sees or is scored on, so two folders with the same fingerprint eval
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from icl_generalization.core.digest import canonical_json, sha256_parts
 from icl_generalization.core.errors import DataError
 from icl_generalization.core.paths import atomic_directory
 
@@ -119,30 +119,27 @@ def chance_rate(items: Iterable[TestItem]) -> float:
     return sum(rates) / len(rates)
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _jsonable(record: TrainDoc | TestItem) -> dict[str, Any]:
     # asdict turns tuples into lists: the canonical JSON is the same as what is written to disk.
-    return json.loads(_canonical(asdict(record)))
+    return json.loads(canonical_json(asdict(record)))
 
 
 def fingerprint(ds: Dataset) -> str:
     """sha256 over the canonical JSON of family, generator version, records and graph."""
-    digest = hashlib.sha256()
-    digest.update(_canonical({"family": ds.family, "generator_version": ds.generator_version}).encode())
-    for doc in ds.train:
-        digest.update(b"\ntrain:" + _canonical(_jsonable(doc)).encode())
-    for item in ds.test:
-        digest.update(b"\ntest:" + _canonical(_jsonable(item)).encode())
-    if ds.graph is not None:
-        digest.update(b"\ngraph:" + _canonical(ds.graph).encode())
-    return digest.hexdigest()
+    def parts() -> Iterator[bytes]:
+        yield canonical_json({"family": ds.family, "generator_version": ds.generator_version}).encode()
+        for doc in ds.train:
+            yield b"\ntrain:" + canonical_json(_jsonable(doc)).encode()
+        for item in ds.test:
+            yield b"\ntest:" + canonical_json(_jsonable(item)).encode()
+        if ds.graph is not None:
+            yield b"\ngraph:" + canonical_json(ds.graph).encode()
+
+    return sha256_parts(parts())
 
 
 def _jsonl(records: Iterable[TrainDoc | TestItem]) -> str:
-    return "".join(_canonical(_jsonable(r)) + "\n" for r in records)
+    return "".join(canonical_json(_jsonable(r)) + "\n" for r in records)
 
 
 def dataset_card(ds: Dataset, fp: str) -> str:

@@ -4,23 +4,25 @@
 name (default ``smollm2-135m``) and defaults to it, and the device defaults to CUDA only when there is one.
 
 Finetuned checkpoints load with ``checkpoint=<manifest.yaml or adapter folder>`` (or lm-eval's ``peft=``):
-the base model is checked, the weights' sha256 verified, LoRA merged unless ``merge_adapter=False``, pickle
-weights refused unless ``allow_pickle=True``; the results' config then names the checkpoint and its sha256
-(see ``checkpoints.py``).
+the base model is checked, every file's sha256 verified and the model loaded from a private copy of the
+verified bytes, LoRA merged unless ``merge_adapter=False``, pickle weights refused unless the manifest and
+``allow_pickle=True`` both allow them; the results' config then names the checkpoint and the sha256 of what
+was loaded (see ``weights/loading.py``).
 
 Its log-likelihoods run each long shared context once (``scoring.PrefixCachedHFLM``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 
 from icl_generalization.core.errors import UserError
 from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM
-from icl_generalization.weights.checkpoints import Checkpoint, apply_adapter, resolve_checkpoint
 from icl_generalization.weights.default_model import DEFAULT_MODEL, resolve_model
+from icl_generalization.weights.loading import Checkpoint, apply_adapter, open_checkpoint
 
 MODEL_NAME = "icl-gen"
 # lm-eval hands every --model_args entry to the task loaders as well; these belong to the loaders only
@@ -51,19 +53,23 @@ class ICLGenLM(PrefixCachedHFLM):
         if checkpoint and peft:
             raise UserError("give either checkpoint= or peft=, not both")
         self._merge_adapter = _flag(merge_adapter, "merge_adapter")
-        # Resolved (and verified) before any weights load, so a wrong base or a changed file fails fast.
         self._checkpoint: Checkpoint | None = None
-        if checkpoint or peft:
-            self._checkpoint = resolve_checkpoint(str(checkpoint or peft), pretrained=pretrained,
-                                                  allow_pickle=_flag(allow_pickle, "allow_pickle"),
-                                                  expected_sha256=checkpoint_sha256)
-            pretrained = self._checkpoint.base_name
-        self.model_name = pretrained or DEFAULT_MODEL
-        base_path = resolve_model(pretrained)
+        # The checkpoint is verified before any weights load (a wrong base or a changed file fails fast), and
+        # everything HFLM loads from it comes from the verified private copy, which lives only for __init__.
+        with contextlib.ExitStack() as opened:
+            if checkpoint or peft:
+                self._checkpoint = opened.enter_context(open_checkpoint(
+                    str(checkpoint or peft), pretrained=pretrained, allow_pickle=_flag(allow_pickle, "allow_pickle"),
+                    expected_sha256=checkpoint_sha256))
+                pretrained = self._checkpoint.base_name
+            self.model_name = pretrained or DEFAULT_MODEL
+            base_path = resolve_model(pretrained)
+            if self._checkpoint and self._checkpoint.method == "full":
+                # A full finetune is a model folder of its own (tokenizer included); the base was only checked.
+                base_path = str(self._checkpoint.folder)
+            super().__init__(pretrained=base_path, device=device, **model_kwargs)
         if self._checkpoint and self._checkpoint.method == "full":
-            # A full finetune is a model folder of its own; the base above was only checked.
-            base_path = str(self._checkpoint.folder)
-        super().__init__(pretrained=base_path, device=device, **model_kwargs)
+            self.pretrained = str(self._checkpoint.source)  # not the private copy, which is gone
 
     def _create_model(self, *args: Any, **kwargs: Any) -> None:
         # lm-eval would wrap a peft= adapter itself (unmerged, unverified); the checkpoint path does it instead.
@@ -71,7 +77,7 @@ class ICLGenLM(PrefixCachedHFLM):
         super()._create_model(*args, **kwargs)
         if self._checkpoint and self._checkpoint.method == "lora":
             # getattr: HFLM assigns ``_model`` without a type mypy can infer.
-            self._model = apply_adapter(getattr(self, "_model"), self._checkpoint.folder,  # noqa: B009
+            self._model = apply_adapter(getattr(self, "_model"), self._checkpoint,  # noqa: B009
                                         merge=self._merge_adapter)
 
     def get_model_info(self) -> dict[str, Any]:

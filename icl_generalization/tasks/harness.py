@@ -13,7 +13,6 @@ Built task documents are cached on disk, keyed by everything that decides them, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from icl_generalization.core.digest import sha256_of
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.paths import atomic_write_text, cache_dir
 from icl_generalization.data.families import DEFAULT_SEED, build, get_family
@@ -63,7 +63,7 @@ def _tokenizer(resolved: str) -> Any:
 def _tokenizer_fingerprint(tokenizer: Any) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     blob = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}:{len(tokenizer)}"
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return sha256_of(blob)[:16]
 
 
 def model_window(kwargs: Mapping[str, Any]) -> int:
@@ -87,7 +87,7 @@ def model_name_for_tokenizer(kwargs: Mapping[str, Any]) -> str | None:
     named by ``checkpoint=`` / ``peft=`` (an adapter keeps its base's tokenizer), else the default model."""
     name = kwargs.get("tokenizer") or kwargs.get("pretrained")
     if not name and (kwargs.get("checkpoint") or kwargs.get("peft")):
-        from icl_generalization.weights.checkpoints import checkpoint_base_name
+        from icl_generalization.weights.loading import checkpoint_base_name
 
         name = checkpoint_base_name(str(kwargs.get("checkpoint") or kwargs.get("peft")))
     return str(name) if name else None
@@ -101,12 +101,12 @@ def _checkpoint_data(family: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not kwargs.get("checkpoint"):
         return {}
-    from icl_generalization.weights.checkpoints import checkpoint_training_data
+    from icl_generalization.weights.loading import checkpoint_training_data
 
     data = checkpoint_training_data(str(kwargs["checkpoint"]))
-    if data.get("family") != family:
+    if data is None or data.family != family:
         return {}
-    return {"data_seed": data.get("data_seed", DEFAULT_SEED), "data_config": data.get("data_config") or {}}
+    return {"data_seed": data.data_seed, "data_config": dict(data.data_config)}
 
 
 def family_overrides(family: str, data_config: Any) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def task_rows(family: str, split: str, condition: str, kwargs: Mapping[str, Any]
         raise UserError(f"{task}: context_budget {budget} exceeds the model's window of {window} tokens")
     mode = str(kwargs.get("context_mode", "auto"))
     key_parts = [task, provenance["fingerprint"], _tokenizer_fingerprint(tokenizer), budget, mode]
-    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:24]
+    key = sha256_of(json.dumps(key_parts))[:24]
     cached = cache_dir("tasks") / f"{task}-{key}.json"
     provenance.update(tokenizer=resolved, context_budget=budget, context_mode=mode)
     if cached.is_file():

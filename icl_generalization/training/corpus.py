@@ -16,13 +16,13 @@ joined string), and an end-of-sequence token after the completion so the model l
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icl_generalization.core.digest import sha256_parts
 from icl_generalization.core.errors import DataError, UserError
 from icl_generalization.data.records import TrainDoc, read_jsonl
 from icl_generalization.training.text import split_sentences
@@ -91,20 +91,10 @@ def read_corpus(path: Path) -> list[dict[str, Any]]:
     return kept
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def examples_sha256(examples: Sequence[Example]) -> str:
     """A digest of exactly what is trained on (after splitting), in order."""
-    digest = hashlib.sha256()
-    for ex in examples:
-        digest.update(json.dumps([ex.context, ex.prompt, ex.completion], ensure_ascii=False).encode() + b"\n")
-    return digest.hexdigest()
+    return sha256_parts(json.dumps([ex.context, ex.prompt, ex.completion], ensure_ascii=False).encode() + b"\n"
+                        for ex in examples)
 
 
 @dataclass(frozen=True)

