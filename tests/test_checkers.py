@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
-from icl_generalization.data.checkers import check_answer_frequency, check_dataset, closure, frequency_baseline
+from icl_generalization.data.checkers import check_answer_frequency, check_dataset, frequency_baseline
 from icl_generalization.data.families import FAMILIES, build
+from icl_generalization.data.families.semantic.checker import closure
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
