@@ -138,6 +138,6 @@ def test_importer_refuses_an_empty_folder_on_one_line(tmp_path: Path, capsys: py
 
 def test_importer_refuses_an_empty_file(tmp_path: Path) -> None:
     root = _berglund_folder(tmp_path)
-    (root / "june_version_1" / "d2p_reverse_prompts_test.jsonl").write_text("\n")
-    with pytest.raises(DataError, match=r"d2p_reverse_prompts_test\.jsonl: no records"):
+    (root / "june_version_1" / "both_prompts_train.jsonl").write_text("\n")
+    with pytest.raises(DataError, match=r"both_prompts_train\.jsonl: no records"):
         import_berglund(root)
