@@ -200,3 +200,11 @@ def test_check_data_refuses_a_corrupted_file_on_one_line(tmp_path: Path, name: s
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("icl-gen: error:")
+
+
+def test_the_family_docs_list_every_registered_family_and_split() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "families.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines() if line.startswith("| ")}
+    for family in FAMILIES.values():
+        assert family.name in rows and all(split in rows[family.name] for split in family.splits), family.name
+        assert all(f"**{s}**" in rows[family.name] for s in family.inference_splits), family.name
