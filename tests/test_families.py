@@ -1,17 +1,28 @@
-"""Every family: deterministic, pinned, the study's sizes, configs that name their bad field."""
+"""Every family: deterministic, pinned, the study's sizes, configs that name their bad field; the registry drives
+every stage; check-data refuses corrupted folders on one line."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import random
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from icl_generalization.analysis.compare import Cell, Column, Leaderboard, Row
+from icl_generalization.analysis.orderings import check_orderings
 from icl_generalization.core.errors import UserError
+from icl_generalization.data.checkers import check_dataset
 from icl_generalization.data.export import to_hf
 from icl_generalization.data.families import FAMILIES, build
-from icl_generalization.data.records import read_dataset, write_dataset
+from icl_generalization.data.family import Claim, FamilySpec
+from icl_generalization.data.records import Dataset, TestItem, TrainDoc, chance_rate, read_dataset, write_dataset
+from icl_generalization.study.presets import PRESETS
+from icl_generalization.tasks import taskpack
 
 # Changing a generator changes these on purpose: bump its GENERATOR_VERSION and the task metadata version.
 PINNED = {
@@ -88,3 +99,112 @@ def test_generate_all_and_check_data_cli(tmp_path: Path) -> None:
     assert check.stdout.count(": OK") == len(FAMILIES)
     missing = subprocess.run([*env_python, "check-data", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert missing.returncode == 2 and "icl-gen: error:" in missing.stderr
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_declared_chance_is_the_default_datasets(family: str) -> None:
+    ds = build(family)
+    assert {s: round(chance_rate(ds.items(s)), 3) for s in ds.splits} == FAMILIES[family].chance
+
+
+def test_config_overrides_are_validated_by_type_and_name_the_field() -> None:
+    with pytest.raises(UserError, match=r"syllogism: n_items='5': input should be a valid integer"):
+        build("syllogism", overrides={"n_items": "5"})
+    with pytest.raises(UserError, match=r"n_itemz=5: extra inputs are not permitted \(fields: n_items\)"):
+        build("syllogism", overrides={"n_itemz": 5})
+    with pytest.raises(UserError, match="n_facts=True"):
+        build("simple_reversal", overrides={"n_facts": True})
+
+
+# --- the registry drives every stage: a family registered in one place shows up everywhere -----------------
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    n_items: int = 2
+
+
+def _toy_generate(config: ToyConfig, rng: random.Random, seed: int) -> Dataset:
+    train = (TrainDoc(id="d0", text="Toys are fun."),)
+    test = tuple(TestItem(id=f"q-{i}", split="q", prompt="Toys are", choices=(" fun.", " dull."), gold=(0,),
+                          needs=(("d0",),)) for i in range(config.n_items))
+    return Dataset(family="toy", generator_version="0", seed=seed, config={"n_items": config.n_items},
+                   train=train, test=test)
+
+
+TOY = FamilySpec(
+    name="toy", generator_version="0", task_version=3.0, splits=("q",), inference_splits=frozenset(),
+    sweep_split="q", chance={"q": 0.5}, description="a test family", config_cls=ToyConfig,
+    generate=_toy_generate, checker=lambda ds: [f"{t.id}: toy gold" for t in ds.test if t.gold != (0,)],
+    claims=(Claim("q", "ICL", ">", "FT"),), preset_sizes={"paper": {"n_items": 3}},
+)
+
+
+def test_a_family_registered_once_reaches_task_pack_presets_orderings_and_checks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FAMILIES, "toy", TOY)
+    files = taskpack.render()
+    assert {"toy/icl_gen_toy_q.yaml", "toy/icl_gen_toy_q_icl.yaml", "toy/icl_gen_toy_icl_sweep.yaml",
+            "toy/_iclgen_toy.yaml"} <= set(files)
+    assert "version: 3.0" in files["toy/_iclgen_toy.yaml"] and "iclgen_toy" in files["_iclgen.yaml"]
+    assert PRESETS["paper"].families["toy"].data_config == {"n_items": 3}
+    assert "toy" not in PRESETS["smoke"].families
+    columns = (Column("toy", "q"),)
+    rows = (Row("m", None, "ICL"), Row("m", "ft", "FT"))
+    cells = {(row, columns[0]): Cell(v, 0.01, 100, "t", "run") for row, v in zip(rows, (0.9, 0.6), strict=True)}
+    board = Leaderboard(metric="acc", rows=rows, columns=columns, cells=cells, chance={columns[0]: 0.5},
+                        fingerprints={"toy": "f"}, runs=())
+    assert [(v["family"], v["claim"], v["holds"]) for v in check_orderings(board)] == [("toy", "ICL > FT", True)]
+    ds = build("toy", overrides=PRESETS["paper"].families["toy"].data_config)
+    assert len(ds.test) == 3 and check_dataset(ds) == []
+    assert check_dataset(dataclasses.replace(ds, test=(dataclasses.replace(ds.test[0], gold=(1,)),))) == [
+        "q-0: toy gold"]
+
+
+def test_a_family_declaration_that_contradicts_itself_is_refused() -> None:
+    with pytest.raises(ValueError, match="sweep split 'x', claim on split 'z' does not match its splits"):
+        dataclasses.replace(TOY, sweep_split="x", claims=(Claim("z", "ICL", ">", "FT"),))
+    with pytest.raises(ValueError, match="preset paper: toy: n_itemz=3"):
+        dataclasses.replace(TOY, preset_sizes={"paper": {"n_itemz": 3}})
+
+
+# --- check-data: a corrupted dataset folder is one line, never a traceback -----------------------------------
+
+
+def _check_data(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "icl_generalization.cli", "check-data", str(folder)],
+                          capture_output=True, text=True)
+
+
+def _unpinned(folder: Path) -> None:
+    """Drop the recorded fingerprint, so the corruption reaches the checkers instead of the fingerprint check."""
+    meta = json.loads((folder / "dataset.json").read_text())
+    del meta["fingerprint"]
+    (folder / "dataset.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(("name", "corrupt"), [
+    ("graph.json", "{not json"),
+    ("graph.json", '{"templates": 5, "facts": [], "categories": [], "holdouts": []}'),
+    ("test.jsonl", '{"id": "x", "split": "rephrase", "prompt": 5, "choices": [" a", " b"], "gold": [0]}\n'),
+    ("test.jsonl", "[1, 2]\n"),
+    ("test.jsonl", ""),
+])
+def test_check_data_refuses_a_corrupted_file_on_one_line(tmp_path: Path, name: str, corrupt: str) -> None:
+    folder = tmp_path / "semantic"
+    write_dataset(build("semantic", overrides={"n_documents": 300, "rephrase_items": 5, "reversal_items": 5,
+                                               "syllogism_items": 5, "holdout_categories": 2}), folder)
+    _unpinned(folder)
+    (folder / name).write_text(corrupt)
+    result = _check_data(folder)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("icl-gen: error:")
+
+
+def test_the_family_docs_list_every_registered_family_and_split() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "families.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines() if line.startswith("| ")}
+    for family in FAMILIES.values():
+        assert family.name in rows and all(split in rows[family.name] for split in family.splits), family.name
+        assert all(f"**{s}**" in rows[family.name] for s in family.inference_splits), family.name

@@ -7,8 +7,9 @@ from conftest import BERGLUND
 from icl_generalization.cli import main
 from icl_generalization.core.errors import DataError
 from icl_generalization.data.families import build
-from icl_generalization.data.families import reversal_curse_text as text
-from icl_generalization.data.families.reversal_curse import ReversalCurseConfig, generate, import_berglund
+from icl_generalization.data.families.reversal_curse import text
+from icl_generalization.data.families.reversal_curse.berglund import import_berglund
+from icl_generalization.data.families.reversal_curse.generator import ReversalCurseConfig, generate
 from icl_generalization.data.records import read_dataset
 
 # Pinned: a change to the generated data must be deliberate (bump GENERATOR_VERSION and the task version).
@@ -89,11 +90,54 @@ def test_importer_rejects_a_missing_folder(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "o").exists()
 
 
-def test_importer_rejects_a_malformed_line(tmp_path: Path) -> None:
-    data = tmp_path / "june_version_1"
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "names.txt").write_text("Ada Lovelace\n")
+BERGLUND_FILES = ("p2d_prompts_train.jsonl", "d2p_prompts_train.jsonl", "both_prompts_train.jsonl",
+                  "p2d_reverse_prompts_test.jsonl", "p2d_prompts_test.jsonl", "d2p_prompts_test.jsonl",
+                  "d2p_reverse_prompts_test.jsonl")
+
+
+def _berglund_folder(root: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """A complete (tiny) copy of the release's layout, less the files named in ``leave_out``."""
+    (root / "templates").mkdir(parents=True)
+    (root / "templates" / "names.txt").write_text("Ada Lovelace\n")
+    data = root / "june_version_1"
     data.mkdir()
-    (data / "p2d_prompts_train.jsonl").write_text('{"prompt": "Ada Lovelace is", "completion": " x"}\n{oops\n')
+    for name in BERGLUND_FILES:
+        if name not in leave_out:
+            (data / name).write_text('{"prompt": "Ada Lovelace is", "completion": " x"}\n')
+    return root
+
+
+def test_importer_rejects_a_malformed_line(tmp_path: Path) -> None:
+    root = _berglund_folder(tmp_path)
+    (root / "june_version_1" / "p2d_prompts_train.jsonl").write_text(
+        '{"prompt": "Ada Lovelace is", "completion": " x"}\n{oops\n')
     with pytest.raises(DataError, match=r"p2d_prompts_train\.jsonl:2"):
-        import_berglund(tmp_path)
+        import_berglund(root)
+
+
+def test_importer_refuses_an_incomplete_folder_naming_what_is_missing(tmp_path: Path) -> None:
+    root = _berglund_folder(tmp_path, leave_out=("d2p_prompts_test.jsonl", "both_prompts_train.jsonl"))
+    with pytest.raises(DataError) as exc:
+        import_berglund(root)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert "missing june_version_1/both_prompts_train.jsonl, june_version_1/d2p_prompts_test.jsonl" in message
+    (root / "templates" / "names.txt").unlink()
+    with pytest.raises(DataError, match=r"d2p_prompts_test\.jsonl, templates/names\.txt"):
+        import_berglund(root)
+
+
+def test_importer_refuses_an_empty_folder_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    code = main(["generate", "reversal_curse", "--out", str(tmp_path / "o"), "--source",
+                 f"berglund:{tmp_path / 'empty'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert all(name in err for name in (*BERGLUND_FILES, "templates/names.txt"))
+
+
+def test_importer_refuses_an_empty_file(tmp_path: Path) -> None:
+    root = _berglund_folder(tmp_path)
+    (root / "june_version_1" / "both_prompts_train.jsonl").write_text("\n")
+    with pytest.raises(DataError, match=r"both_prompts_train\.jsonl: no records"):
+        import_berglund(root)

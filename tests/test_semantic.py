@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from icl_generalization.data.checkers import check_semantic
 from icl_generalization.data.families import build
-from icl_generalization.data.families import semantic_text as text
-from icl_generalization.data.families.semantic_kb import RELATIONS, parse_kb
+from icl_generalization.data.families.semantic import text
+from icl_generalization.data.families.semantic.checker import check_semantic
+from icl_generalization.data.families.semantic.kb import RELATIONS, parse_kb
 from icl_generalization.data.records import Dataset
 
 

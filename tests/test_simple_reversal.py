@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from icl_generalization.data.checkers import check_simple_reversal
 from icl_generalization.data.families import build
-from icl_generalization.data.families.simple_reversal import FEATURES, LEAD_INS
+from icl_generalization.data.families.simple_reversal.checker import check_simple_reversal
+from icl_generalization.data.families.simple_reversal.generator import FEATURES, LEAD_INS
 
 
 def test_shape() -> None:

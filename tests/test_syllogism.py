@@ -6,9 +6,9 @@ import dataclasses
 import itertools
 from collections import Counter
 
-from icl_generalization.data.checkers import check_syllogism, valid_conclusions
 from icl_generalization.data.families import build
-from icl_generalization.data.families.syllogism import NAMES, QUANTIFIERS, follows, options, valid_forms
+from icl_generalization.data.families.syllogism.checker import check_syllogism, valid_conclusions
+from icl_generalization.data.families.syllogism.generator import NAMES, QUANTIFIERS, follows, options, valid_forms
 
 
 def _word(statement: tuple[str, str, str]) -> tuple[str, str, str]:

@@ -1,5 +1,6 @@
 """The paper's expected orderings (PAPER.md, last table), checked against a measured leaderboard.
 
+Each family states its claims (``Family.claims``, plain data in the data layer); this module evaluates them.
 Each claim compares two conditions (or a condition and chance) on one split, or one condition on two splits.
 The verdict compares point estimates and reports the difference with its standard error, so a reader sees
 which verdicts are within noise: a small model on shrunk data may not reproduce every ordering, and the
@@ -9,48 +10,11 @@ report says which it did.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from icl_generalization.analysis.compare import Leaderboard
-
-SEMANTIC_SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
-FINETUNED_OR_ICL = ("ICL", "FT", "augmented FT")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """``left`` on ``split`` stands in ``relation`` to ``right`` (a condition or "chance") on ``right_split``.
-
-    ``right_split`` defaults to ``split``; "~" means within 2 standard errors.
-    """
-
-    split: str
-    left: str
-    relation: str
-    right: str
-    right_split: str | None = None
-
-    def text(self) -> str:
-        if self.right_split is None:
-            return f"{self.left} {self.relation} {self.right}"
-        return f"{self.left}: {self.split} {self.relation} {self.right_split}"
-
-
-ORDERINGS: dict[str, list[Claim]] = {
-    "reversal_curse": [Claim("p2d_reverse", "ICL", ">", "FT"), Claim("p2d_reverse", "augmented FT", ">", "FT"),
-                       Claim("p2d_reverse", "FT", "<=", "chance"), Claim("p2d_reverse", "pretrained", "~", "chance"),
-                       Claim("p2d", "FT", ">", "chance")],
-    "simple_reversal": [Claim("reversal", "augmented FT", ">", "ICL"), Claim("reversal", "ICL", ">", "FT"),
-                        Claim("reversal", "pretrained", "~", "chance")],
-    "syllogism": [Claim("conclusion", "augmented FT", ">=", "ICL"), Claim("conclusion", "ICL", ">", "FT"),
-                  Claim("conclusion", "FT", ">", "chance")],
-    "semantic": [*(Claim(s, "ICL", ">", "FT") for s in SEMANTIC_SPLITS),
-                 *(Claim(s, "augmented FT", ">=", "ICL") for s in SEMANTIC_SPLITS),
-                 Claim("reversal", "FT", ">", "chance"),
-                 # "Category holdout hard for all": below the easiest split (rephrase) for every condition.
-                 *(Claim("category_holdout", c, "<", c, right_split="rephrase") for c in FINETUNED_OR_ICL)],
-}
+from icl_generalization.data.families import FAMILIES
+from icl_generalization.data.family import Relation
 
 
 def _value(board: Leaderboard, family: str, split: str, who: str) -> tuple[float, float] | None:
@@ -66,7 +30,7 @@ def _value(board: Leaderboard, family: str, split: str, who: str) -> tuple[float
     return None
 
 
-def _holds(relation: str, diff: float, se: float) -> bool:
+def _holds(relation: Relation, diff: float, se: float) -> bool:
     if relation == ">":
         return diff > 0
     if relation == "<":
@@ -83,7 +47,7 @@ def _holds(relation: str, diff: float, se: float) -> bool:
 def check_orderings(board: Leaderboard) -> list[dict[str, Any]]:
     verdicts = []
     for family in board.families():
-        for claim in ORDERINGS.get(family, []):
+        for claim in (FAMILIES[family].claims if family in FAMILIES else ()):
             a = _value(board, family, claim.split, claim.left)
             b = _value(board, family, claim.right_split or claim.split, claim.right)
             if a is None or b is None:

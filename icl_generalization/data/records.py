@@ -20,7 +20,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
 
 from icl_generalization.core.digest import canonical_json, sha256_parts
 from icl_generalization.core.errors import DataError
@@ -31,6 +33,7 @@ TEST_FILE = "test.jsonl"
 META_FILE = "dataset.json"
 GRAPH_FILE = "graph.json"
 CARD_FILE = "README.md"
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -226,23 +229,27 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [row for _, row in iter_jsonl(path)]
 
 
-def _train_doc(row: dict[str, Any], where: str) -> TrainDoc:
+# Field types are checked, not only presence: a prompt that is a number would otherwise pass reading and
+# crash a checker later with a traceback instead of naming the file and record.
+_TRAIN_DOC: TypeAdapter[TrainDoc] = TypeAdapter(TrainDoc)
+_TEST_ITEM: TypeAdapter[TestItem] = TypeAdapter(TestItem)
+
+
+def _record(adapter: TypeAdapter[_R], row: dict[str, Any], where: str, what: str) -> _R:
     try:
-        return TrainDoc(id=row["id"], text=row["text"], entities=tuple(row.get("entities", ())),
-                        kind=row.get("kind", "document"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{where}: not a training document ({exc})") from None
+        return adapter.validate_python(row, strict=False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field_ = ".".join(map(str, first["loc"])) or "record"
+        raise DataError(f"{where}: not a {what} ({field_}: {first['msg']})") from None
+
+
+def _train_doc(row: dict[str, Any], where: str) -> TrainDoc:
+    return _record(_TRAIN_DOC, row, where, "training document")
 
 
 def _test_item(row: dict[str, Any], where: str) -> TestItem:
-    try:
-        return TestItem(
-            id=row["id"], split=row["split"], prompt=row["prompt"], choices=tuple(row["choices"]),
-            gold=tuple(row["gold"]), needs=tuple(tuple(n) for n in row.get("needs", ())),
-            entities=tuple(row.get("entities", ())), meta=row.get("meta", {}),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{where}: not a test item ({exc})") from None
+    return _record(_TEST_ITEM, row, where, "test item")
 
 
 def read_dataset(folder: Path) -> Dataset:
@@ -261,7 +268,12 @@ def read_dataset(folder: Path) -> Dataset:
     test = [_test_item(r, f"{folder / TEST_FILE} record {i + 1}")
             for i, r in enumerate(read_jsonl(folder / TEST_FILE))]
     graph_path = folder / GRAPH_FILE
-    graph = json.loads(graph_path.read_text(encoding="utf-8")) if graph_path.is_file() else None
+    try:
+        graph = json.loads(graph_path.read_text(encoding="utf-8")) if graph_path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{graph_path}: not valid JSON ({exc})") from None
+    if graph is not None and not isinstance(graph, dict):
+        raise DataError(f"{graph_path}: expected a JSON object, got {type(graph).__name__}")
     try:
         ds = Dataset(family=meta["family"], generator_version=meta["generator_version"], seed=meta["seed"],
                      config=meta.get("config", {}), train=tuple(train), test=tuple(test), graph=graph,

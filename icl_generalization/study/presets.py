@@ -1,20 +1,24 @@
 """Presets of ``icl-gen reproduce``: the study's pipeline at a size a machine can afford.
 
-Each preset says, per family, which generator overrides it uses, how many steps each finetune takes, how
-training text is split, and how much is augmented, so the report can state exactly what was shrunk.
+Each preset says, per family, how many steps each finetune takes, how training text is split, and how much is
+augmented; the data sizes (generator overrides) come from the family itself (``Family.preset_sizes``), and a
+preset runs exactly the registered families that declare a size for it. The report states what was shrunk.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from icl_generalization.core.errors import UserError
+from icl_generalization.data.families import FAMILIES
+from icl_generalization.data.family import ConfigValue
 
 
 @dataclass(frozen=True)
 class FamilyPlan:
-    data_config: dict[str, Any] = field(default_factory=dict)
+    # Generator overrides: always the family's own preset size (Preset.families fills it in; a table never does).
+    data_config: dict[str, ConfigValue] = field(default_factory=dict)
     ft_steps: int = 300
     # The study's plain-FT baseline on the semantic structure is not split (splitting hurt it there);
     # augmented FT is split independently. Single-fact families are not split at all.
@@ -30,27 +34,36 @@ class FamilyPlan:
 class Preset:
     name: str
     recipe: str  # the base recipe (adapters/recipes/NAME.yaml); plans override steps, split and data
-    families: dict[str, FamilyPlan]
+    # Training knobs per family; a family that declares a size for this preset but has no entry gets the defaults.
+    training: dict[str, FamilyPlan]
     context_budget: int | None = None  # None: the model's window minus the margin
     batch_size: int = 16
     shrunk: str = ""
+
+    def __post_init__(self) -> None:
+        sized = [name for name, plan in self.training.items() if plan.data_config]
+        if sized:
+            raise ValueError(f"preset {self.name}: data sizes of {', '.join(sized)} belong in the family's "
+                             "preset_sizes, not in the preset")
+
+    @property
+    def families(self) -> dict[str, FamilyPlan]:
+        """The plan of every registered family with a data size for this preset, in registry order."""
+        return {name: replace(self.training.get(name, FamilyPlan()), data_config=dict(family.preset_sizes[self.name]))
+                for name, family in FAMILIES.items() if self.name in family.preset_sizes}
 
 
 PRESETS: dict[str, Preset] = {
     "cpu-small": Preset(
         name="cpu-small", recipe="cpu-small", context_budget=4096,
-        families={
+        training={
             "reversal_curse": FamilyPlan(
-                data_config={"people_per_set": 10, "train_templates": 10}, ft_steps=300,
-                augment={"mode": "local", "sample": 100, "outputs_per_input": 2, "max_new_tokens": 48}),
+                ft_steps=300, augment={"mode": "local", "sample": 100, "outputs_per_input": 2, "max_new_tokens": 48}),
             "simple_reversal": FamilyPlan(
-                data_config={"n_facts": 40, "articles_per_fact": 5}, ft_steps=150,
-                augment={"mode": "local", "sample": 60, "outputs_per_input": 2, "max_new_tokens": 48}),
+                ft_steps=150, augment={"mode": "local", "sample": 60, "outputs_per_input": 2, "max_new_tokens": 48}),
             "syllogism": FamilyPlan(
                 ft_steps=100, augment={"mode": "local", "sample": 35, "outputs_per_input": 2, "max_new_tokens": 48}),
             "semantic": FamilyPlan(
-                data_config={"n_documents": 300, "rephrase_items": 50, "reversal_items": 50, "syllogism_items": 50,
-                             "holdout_categories": 5},
                 ft_steps=200, ft_split="none", aug_split="independent", max_length=512,
                 augment={"mode": "global", "sample": 16, "outputs_per_input": 1, "max_new_tokens": 128,
                          "context_budget": 3072}),
@@ -65,7 +78,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "paper": Preset(
         name="paper", recipe="paper",
-        families={
+        training={
             "reversal_curse": FamilyPlan(ft_steps=1000, augment={"mode": "local", "outputs_per_input": 3}),
             "simple_reversal": FamilyPlan(ft_steps=500, augment={"mode": "local", "outputs_per_input": 3}),
             "syllogism": FamilyPlan(ft_steps=300, augment={"mode": "local", "outputs_per_input": 3}),
@@ -77,11 +90,10 @@ PRESETS: dict[str, Preset] = {
     # Every stage at the smallest size: checks a model and machine end to end in minutes.
     "smoke": Preset(
         name="smoke", recipe="cpu-small", context_budget=512, batch_size=8,
-        families={
-            "reversal_curse": FamilyPlan(data_config={"people_per_set": 4, "train_templates": 2, "test_templates": 2},
-                                         ft_steps=2, augment={"mode": "local", "limit": 2, "outputs_per_input": 1,
+        training={
+            "reversal_curse": FamilyPlan(ft_steps=2, augment={"mode": "local", "limit": 2, "outputs_per_input": 1,
                                                               "max_new_tokens": 8}),
-            "syllogism": FamilyPlan(data_config={"n_items": 9}, ft_steps=2,
+            "syllogism": FamilyPlan(ft_steps=2,
                                     augment={"mode": "global", "limit": 2, "outputs_per_input": 1,
                                              "max_new_tokens": 8}),
         },

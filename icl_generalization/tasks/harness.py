@@ -40,7 +40,7 @@ def _dataset(family: str, seed: int, overrides_json: str, source: str | None) ->
     if source:
         kind, _, path = source.partition(":")
         if family == "reversal_curse" and kind == "berglund" and path:
-            from icl_generalization.data.families.reversal_curse import import_berglund
+            from icl_generalization.data.families.reversal_curse.berglund import import_berglund
 
             return import_berglund(Path(path).expanduser(), seed=seed)
         raise UserError(f"data_source {source!r} is not understood for {family}; "

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc
 
-FAMILY = "simple_reversal"
+NAME = "simple_reversal"
 GENERATOR_VERSION = "1.0"
 SPLITS = ("reversal",)
 
@@ -99,5 +99,5 @@ def generate(config: SimpleReversalConfig, rng: random.Random, seed: int = 0) ->
             gold=(choices.index(correct),), needs=(tuple(doc_ids),), entities=(b, a),
             meta={"feature": feature, "trained_direction": direction},
         ))
-    return Dataset(family=FAMILY, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
+    return Dataset(family=NAME, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
                    train=tuple(train), test=tuple(test))

@@ -22,13 +22,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from icl_generalization.data.families import semantic_kb
-from icl_generalization.data.families import semantic_text as text
-from icl_generalization.data.families.semantic_docs import Fact, write_documents
+from icl_generalization.data.families.semantic import kb as semantic_kb
+from icl_generalization.data.families.semantic import text
+from icl_generalization.data.families.semantic.docs import Fact, write_documents
 from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem
 
-FAMILY = "semantic"
+NAME = "semantic"
 GENERATOR_VERSION = "1.1"
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 N_CHOICES = 4
@@ -161,7 +161,7 @@ def generate(config: SemanticConfig, rng: random.Random, seed: int = 0) -> Datas
                       "answer_prefix": text.ANSWER_PREFIX,
                       "framing": list(text.FRAMING_TOPIC) + list(text.FRAMING_PLAIN)},
     }
-    return Dataset(family=FAMILY, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
+    return Dataset(family=NAME, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
                    train=tuple(train), test=tuple(test), graph=graph_json)
 
 

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from icl_generalization.data.families import semantic_text as text
+from icl_generalization.data.families.semantic import text
 from icl_generalization.data.records import TrainDoc
 
 MIN_SENTENCES, MAX_SENTENCES = 4, 20

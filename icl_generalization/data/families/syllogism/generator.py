@@ -30,7 +30,7 @@ from functools import cache
 from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc
 
-FAMILY = "syllogism"
+NAME = "syllogism"
 GENERATOR_VERSION = "1.0"
 SPLITS = ("conclusion",)
 QUANTIFIERS = {"A": "All", "E": "No", "I": "Some"}
@@ -153,6 +153,6 @@ def generate(config: SyllogismConfig, rng: random.Random, seed: int = 0) -> Data
             choices=tuple(" " + render(c, names) for c in opts), gold=gold, needs=((doc_id,),), entities=(s, p, m),
             meta={"form": form.name},
         ))
-    return Dataset(family=FAMILY, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
+    return Dataset(family=NAME, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
                    train=tuple(train), test=tuple(test))
 

@@ -1,0 +1,26 @@
+"""Semantic structure: a real taxonomy of animals and objects in nonsense words (see ``generator``)."""
+
+from icl_generalization.data.families.semantic import generator
+from icl_generalization.data.families.semantic.checker import check_semantic
+from icl_generalization.data.family import Claim, FamilySpec
+
+_SPLITS = generator.SPLITS
+_FINETUNED_OR_ICL = ("ICL", "FT", "augmented FT")
+
+FAMILY = FamilySpec(
+    name=generator.NAME, generator_version=generator.GENERATOR_VERSION,
+    # 1.1: answers repeat at most twice per split, distractors frequency-balanced
+    task_version=1.1,
+    splits=_SPLITS, inference_splits=frozenset({"reversal", "syllogism", "category_holdout"}), sweep_split="reversal",
+    chance=dict.fromkeys(_SPLITS, 0.25),
+    description="a real taxonomy of animals and objects in nonsense words",
+    config_cls=generator.SemanticConfig, generate=generator.generate, checker=check_semantic,
+    claims=(*(Claim(s, "ICL", ">", "FT") for s in _SPLITS),
+            *(Claim(s, "augmented FT", ">=", "ICL") for s in _SPLITS),
+            Claim("reversal", "FT", ">", "chance"),
+            # "Category holdout hard for all": below the easiest split (rephrase) for every condition.
+            *(Claim("category_holdout", c, "<", c, right_split="rephrase") for c in _FINETUNED_OR_ICL)),
+    preset_sizes={"cpu-small": {"n_documents": 300, "rephrase_items": 50, "reversal_items": 50,
+                                "syllogism_items": 50, "holdout_categories": 5},
+                  "paper": {}},
+)
