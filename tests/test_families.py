@@ -134,8 +134,9 @@ def _toy_generate(config: ToyConfig, rng: random.Random, seed: int) -> Dataset:
 
 TOY = FamilySpec(
     name="toy", generator_version="0", task_version=3.0, splits=("q",), inference_splits=frozenset(),
-    sweep_split="q", chance={"q": 0.5}, description="a test family", config_cls=ToyConfig,
+    reversal_splits=frozenset(), sweep_split="q", chance={"q": 0.5}, description="a test family", config_cls=ToyConfig,
     generate=_toy_generate, checker=lambda ds: [f"{t.id}: toy gold" for t in ds.test if t.gold != (0,)],
+    cluster_key=lambda item: item.id,
     claims=(Claim("q", "ICL", ">", "FT"),), preset_sizes={"paper": {"n_items": 3}},
 )
 

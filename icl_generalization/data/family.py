@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from icl_generalization.core.errors import UserError
-from icl_generalization.data.records import Dataset
+from icl_generalization.data.records import Dataset, TestItem
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -70,6 +70,8 @@ class Family(Protocol):
     @property
     def inference_splits(self) -> frozenset[str]: ...
     @property
+    def reversal_splits(self) -> frozenset[str]: ...
+    @property
     def sweep_split(self) -> str: ...
     @property
     def chance(self) -> Mapping[str, float]: ...
@@ -92,6 +94,10 @@ class Family(Protocol):
         """Problems with the dataset's gold answers, found without the generator's code (empty: sound)."""
         ...
 
+    def cluster_of(self, item: TestItem) -> str:
+        """The fact ``item`` tests: items of one cluster are not independent evidence (clustered errors)."""
+        ...
+
 
 @dataclass(frozen=True)
 class FamilySpec(Generic[C]):
@@ -104,6 +110,9 @@ class FamilySpec(Generic[C]):
     # Splits that ask for something no training document states (a reversal, a chain, a held-out category);
     # the others ask a stated fact in new words, i.e. whether the fact was learned at all.
     inference_splits: frozenset[str]
+    # The inference splits whose only inference is reading a stated fact backwards: the document stating the fact
+    # holds both the question's entity and the gold, so co-occurrence there is expected (shortcut audit).
+    reversal_splits: frozenset[str]
     # The split the family's long-context sweep asks: the study's headline generalization test of that family.
     sweep_split: str
     # Chance accuracy per split on the default dataset (a test recomputes it from the items).
@@ -112,6 +121,8 @@ class FamilySpec(Generic[C]):
     config_cls: type[C]
     generate: Callable[[C, random.Random, int], Dataset]
     checker: Checker
+    # The fact an item tests, from its metadata (the person, the compared pair, the premise document...).
+    cluster_key: Callable[[TestItem], str]
     claims: tuple[Claim, ...] = ()
     # preset name -> generator overrides; a preset runs exactly the families that declare a size for it.
     preset_sizes: Mapping[str, Mapping[str, ConfigValue]] = field(default_factory=dict)
@@ -120,6 +131,8 @@ class FamilySpec(Generic[C]):
         known = set(self.splits)
         wrong = [f"sweep split {self.sweep_split!r}"] if self.sweep_split not in known else []
         wrong += [f"inference split {s!r}" for s in sorted(self.inference_splits - known)]
+        wrong += [f"reversal split {s!r} (not an inference split)" for s in sorted(self.reversal_splits
+                                                                                  - self.inference_splits)]
         wrong += [f"chance for {s!r}" for s in sorted(set(self.chance) ^ known)]
         claimed = {s for c in self.claims for s in (c.split, c.right_split) if s is not None}
         wrong += [f"claim on split {s!r}" for s in sorted(claimed - known)]
@@ -160,3 +173,6 @@ class FamilySpec(Generic[C]):
 
     def check(self, ds: Dataset) -> list[str]:
         return self.checker(ds)
+
+    def cluster_of(self, item: TestItem) -> str:
+        return self.cluster_key(item)

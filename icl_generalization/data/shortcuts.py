@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from icl_generalization.data.clustering import clustered_se
+from icl_generalization.data.families import FAMILIES
 from icl_generalization.data.records import Dataset, TestItem, chance_rate
 from icl_generalization.data.shortcut_baselines import (
     BASELINES,
@@ -35,37 +36,20 @@ CLOSED_BOOK = "closed_book"
 CARD_BEGIN = "<!-- shortcut audit: begin -->"
 CARD_END = "<!-- shortcut audit: end -->"
 
-# Splits whose gold needs an inference the training documents never state; every other split is a direct fact.
-# The reversal splits' only inference is reading a stated fact backwards (see shortcut_baselines.RECALL).
-REVERSAL_SPLITS: dict[str, frozenset[str]] = {
-    "reversal_curse": frozenset({"p2d_reverse", "d2p_reverse"}),
-    "simple_reversal": frozenset({"reversal"}),
-    "semantic": frozenset({"reversal"}),
-}
-INFERENCE_SPLITS: dict[str, frozenset[str]] = {
-    **REVERSAL_SPLITS,
-    "syllogism": frozenset({"conclusion"}),
-    "semantic": REVERSAL_SPLITS["semantic"] | {"syllogism", "category_holdout"},
-}
-
-
-def _joined(parts: Sequence[str]) -> str:
-    return "|".join(sorted(parts))
-
-
-# The fact an item tests, from its metadata: items of one cluster are not independent evidence.
-CLUSTER_KEYS: dict[str, Callable[[TestItem], str]] = {
-    "reversal_curse": lambda item: item.entities[0],  # the person
-    "simple_reversal": lambda item: _joined(item.entities),  # the compared pair
-    "syllogism": lambda item: _joined([d for group in item.needs for d in group]),  # the premise pair's document
-    "semantic": lambda item: str(item.meta["subject"]),  # the category asked about
-}
-
-
 def cluster_key(family: str, item: TestItem) -> str:
     """The fact ``item`` tests; an unknown family's items count as independent."""
-    key = CLUSTER_KEYS.get(family)
-    return key(item) if key is not None else item.id
+    spec = FAMILIES.get(family)
+    return spec.cluster_of(item) if spec is not None else item.id
+
+
+def _inference_splits(family: str) -> frozenset[str]:
+    spec = FAMILIES.get(family)
+    return spec.inference_splits if spec is not None else frozenset()
+
+
+def _reversal_splits(family: str) -> frozenset[str]:
+    spec = FAMILIES.get(family)
+    return spec.reversal_splits if spec is not None else frozenset()
 
 
 @dataclass(frozen=True)
@@ -142,8 +126,8 @@ def audit_view(family: str, view: View, training: Corpus) -> list[Finding]:
         findings.append(Finding(
             baseline=name, split=view.split, condition=view.condition, accuracy=sum(credits) / len(items),
             chance=chance_rate(items), se=clustered_se(excess, clusters), n_items=len(items),
-            n_clusters=len(set(clusters)), claims_inference=view.split in INFERENCE_SPLITS.get(family, frozenset()),
-            recall=name in RECALL and view.split in REVERSAL_SPLITS.get(family, frozenset())))
+            n_clusters=len(set(clusters)), claims_inference=view.split in _inference_splits(family),
+            recall=name in RECALL and view.split in _reversal_splits(family)))
     return findings
 
 
@@ -162,7 +146,7 @@ def failures(findings: Sequence[Finding]) -> list[str]:
 
 def to_markdown(family: str, findings: Sequence[Finding]) -> str:
     """The audit table of one dataset, worst excess over chance first within each split and condition."""
-    inference = ", ".join(sorted(INFERENCE_SPLITS.get(family, ()))) or "none"
+    inference = ", ".join(sorted(_inference_splits(family))) or "none"
     lines = [
         f"## Shortcut audit: {family}", "",
         f"Model-free baselines per split and condition. A baseline more than {Z:g} cluster-robust standard "

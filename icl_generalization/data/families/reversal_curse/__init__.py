@@ -7,10 +7,12 @@ from icl_generalization.data.family import Claim, FamilySpec
 
 FAMILY = FamilySpec(
     name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.0,
-    splits=generator.SPLITS, inference_splits=frozenset({"p2d_reverse", "d2p_reverse"}), sweep_split="p2d_reverse",
+    splits=generator.SPLITS, inference_splits=frozenset({"p2d_reverse", "d2p_reverse"}),
+    reversal_splits=frozenset({"p2d_reverse", "d2p_reverse"}), sweep_split="p2d_reverse",
     chance=dict.fromkeys(generator.SPLITS, 0.25),
     description="fictional people described in one direction (Berglund et al. 2023)",
     config_cls=generator.ReversalCurseConfig, generate=generator.generate, checker=check_reversal_curse,
+    cluster_key=lambda item: item.entities[0],  # the person
     claims=(Claim("p2d_reverse", "ICL", ">", "FT"), Claim("p2d_reverse", "augmented FT", ">", "FT"),
             Claim("p2d_reverse", "FT", "<=", "chance"), Claim("p2d_reverse", "pretrained", "~", "chance"),
             Claim("p2d", "FT", ">", "chance")),

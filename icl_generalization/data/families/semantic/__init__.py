@@ -11,10 +11,12 @@ FAMILY = FamilySpec(
     name=generator.NAME, generator_version=generator.GENERATOR_VERSION,
     # 1.1: answers repeat at most twice per split, distractors frequency-balanced
     task_version=1.1,
-    splits=_SPLITS, inference_splits=frozenset({"reversal", "syllogism", "category_holdout"}), sweep_split="reversal",
+    splits=_SPLITS, inference_splits=frozenset({"reversal", "syllogism", "category_holdout"}),
+    reversal_splits=frozenset({"reversal"}), sweep_split="reversal",
     chance=dict.fromkeys(_SPLITS, 0.25),
     description="a real taxonomy of animals and objects in nonsense words",
     config_cls=generator.SemanticConfig, generate=generator.generate, checker=check_semantic,
+    cluster_key=lambda item: str(item.meta["subject"]),  # the category asked about
     claims=(*(Claim(s, "ICL", ">", "FT") for s in _SPLITS),
             *(Claim(s, "augmented FT", ">=", "ICL") for s in _SPLITS),
             Claim("reversal", "FT", ">", "chance"),
