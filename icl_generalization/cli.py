@@ -22,8 +22,8 @@ def _cmd_tasks_path(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from icl_generalization.data.families import FAMILIES
+    from icl_generalization.data.load import get_dataset
     from icl_generalization.data.records import write_dataset
-    from icl_generalization.tasks.harness import get_dataset
 
     overrides = json.loads(args.config) if args.config else {}
     if not isinstance(overrides, dict):
@@ -46,7 +46,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_augment(args: argparse.Namespace) -> int:
     from icl_generalization.core.paths import atomic_write_text
-    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.data.load import get_dataset
     from icl_generalization.training.augment import AugmentConfig, run_augment
     from icl_generalization.training.backends import HFBackend, VLLMBackend
     from icl_generalization.weights.default_model import resolve_model
