@@ -273,7 +273,7 @@ def test_a_skipped_sweep_length_is_absent_from_the_results(char_model_path: Path
     provenance = results["configs"]["icl_gen_reversal_curse_icl_sweep"]["metadata"]["provenance"]
     assert provenance["sweep_lengths"] == [1024] and set(provenance["sweep_context_tokens"]) == {"1024"}
     assert set(provenance["sweep_skipped"]) == {"256"}
-    assert "budget of 256 tokens" in provenance["sweep_skipped"]["256"]
+    assert "the budget of 256" in provenance["sweep_skipped"]["256"]
 
 
 def test_sweep_document_scores_only_its_own_length() -> None:
