@@ -58,8 +58,8 @@ def _cmd_tasks_path(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from icl_generalization.data.families import FAMILIES
+    from icl_generalization.data.load import get_dataset
     from icl_generalization.data.records import write_dataset
-    from icl_generalization.tasks.harness import get_dataset
 
     overrides = _json_object(args.config, "--config", '{"people_per_set": 10}') if args.config else {}
     families = list(FAMILIES) if args.family == "all" else [args.family]
@@ -80,7 +80,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_augment(args: argparse.Namespace) -> int:
     from icl_generalization.core.paths import atomic_write_text
-    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.data.load import get_dataset
     from icl_generalization.training.augment import AugmentConfig, run_augment
     from icl_generalization.training.backends import HFBackend, VLLMBackend
     from icl_generalization.weights.default_model import resolve_model

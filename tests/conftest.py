@@ -56,9 +56,9 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_mode
     (cache / "models").mkdir(parents=True)
     (cache / "models" / default_model_path.name).symlink_to(default_model_path)
     monkeypatch.setenv("ICL_GEN_CACHE", str(cache))
-    from icl_generalization.tasks import harness
+    from icl_generalization.tasks import rows
 
-    harness.CACHE_STATS.update(built=0, read=0)
+    rows.CACHE_STATS.update(built=0, read=0)
     return cache
 
 

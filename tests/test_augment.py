@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from icl_generalization.core.errors import UserError
-from icl_generalization.tasks.harness import get_dataset
+from icl_generalization.data.load import get_dataset
 from icl_generalization.training.augment import AugmentConfig, augment_inputs, run_augment
 from icl_generalization.training.backends import HFBackend, Sample, Sampling
 from icl_generalization.training.corpus import read_corpus

@@ -110,14 +110,16 @@ def test_finetune_writes_adapter_and_manifest(trained: Path, tiny_model_path: Pa
 
 
 def test_checkpoint_is_evaluated_on_its_own_training_data(trained: Path) -> None:
-    from icl_generalization.tasks import harness
+    from icl_generalization.tasks.options import TaskOptions
+    from icl_generalization.tasks.rows import task_rows
 
-    rows, provenance = harness.task_rows("reversal_curse", "p2d", "closed_book", {"checkpoint": str(trained)})
+    built = task_rows("reversal_curse", "p2d", "closed_book", TaskOptions(checkpoint=str(trained)))
+    rows, provenance = built.rows, built.provenance
     data = yaml.safe_load(trained.read_text(encoding="utf-8"))["training_data"]
     assert provenance["fingerprint"] == data["fingerprint"] and len(rows) == 4 * 10
     # an explicit data_config still wins, and other families are untouched
-    _, other = harness.task_rows("reversal_curse", "p2d", "closed_book", {"checkpoint": str(trained),
-                                                                         "data_config": {}})
+    other = task_rows("reversal_curse", "p2d", "closed_book", TaskOptions(checkpoint=str(trained),
+                                                                         data_config={})).provenance
     assert other["fingerprint"] != data["fingerprint"]
 
 
@@ -180,7 +182,8 @@ def test_resume_after_interruption(tmp_path: Path, tiny_model_path: Path) -> Non
 
 def test_full_finetune_loads_as_its_own_model(tmp_path: Path, tiny_model_path: Path, trained: Path) -> None:
     from icl_generalization.scoring.model_class import ICLGenLM
-    from icl_generalization.tasks.harness import model_name_for_tokenizer
+    from icl_generalization.tasks.options import TaskOptions
+    from icl_generalization.tasks.tokenizer import model_name_for_tokenizer
 
     full = _request(tmp_path, tiny_model_path, name="tiny-full")
     request_full = dataclasses.replace(full, recipe=full.recipe.with_overrides(method="full", max_steps=1))
@@ -202,8 +205,8 @@ def test_full_finetune_loads_as_its_own_model(tmp_path: Path, tiny_model_path: P
     with pytest.raises(UserError, match=r"pytorch_model\.bin not listed"):
         ICLGenLM(checkpoint=str(path), batch_size=1, allow_pickle=True)
     # In-context prompts are sized with the checkpoint's base tokenizer.
-    assert model_name_for_tokenizer({"checkpoint": str(trained)}) == str(tiny_model_path.resolve())
-    assert model_name_for_tokenizer({"checkpoint": str(trained), "tokenizer": "x"}) == "x"
+    assert model_name_for_tokenizer(TaskOptions(checkpoint=str(trained))) == str(tiny_model_path.resolve())
+    assert model_name_for_tokenizer(TaskOptions(checkpoint=str(trained), tokenizer="x")) == "x"
 
 
 # --- bad input --------------------------------------------------------------------------------------

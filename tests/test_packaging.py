@@ -19,9 +19,11 @@ def test_wheel_ships_tasks_recipes_and_prompts(tmp_path: Path) -> None:
     probe = ("from icl_generalization.core.paths import tasks_path;"
              "from icl_generalization.training.recipes import load_recipe;"
              "from icl_generalization.training.augment import prompt_template;"
-             "print(tasks_path(), len(list(tasks_path().rglob('*.yaml'))), load_recipe('cpu-small').name,"
+             "print(tasks_path(), len([*tasks_path().rglob('*.yaml'), *tasks_path().rglob('*_yaml')]),"
+             " load_recipe('cpu-small').name,"
              " len(prompt_template('global')) > 0)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out[0].startswith(str(target)) and int(out[1]) == len(list((ROOT / "lm_eval_tasks").rglob("*.yaml")))
+    assert out[0].startswith(str(target)) and int(out[1]) == len([*(ROOT / "lm_eval_tasks").rglob("*.yaml"),
+                                                                     *(ROOT / "lm_eval_tasks").rglob("*_yaml")])
     assert out[2:] == ["cpu-small", "True"]

@@ -54,11 +54,12 @@ def lms(tiny_model_path: Path) -> tuple[HFLM, PrefixCachedHFLM]:
 
 
 def _rows(condition: str, tiny_model_path: Path) -> list[dict[str, Any]]:
-    from icl_generalization.tasks.harness import task_rows
+    from icl_generalization.tasks.names import as_condition
+    from icl_generalization.tasks.options import TaskOptions
+    from icl_generalization.tasks.rows import task_rows
 
-    rows, _ = task_rows("reversal_curse", "p2d_reverse", condition,
-                        {"pretrained": str(tiny_model_path), "context_budget": BUDGET})
-    return rows
+    options = TaskOptions(pretrained=str(tiny_model_path), context_budget=BUDGET)
+    return [dict(row) for row in task_rows("reversal_curse", "p2d_reverse", as_condition(condition), options).rows]
 
 
 def _instances(rows: list[dict[str, Any]]) -> list[Instance]:

@@ -3,13 +3,18 @@ import random
 from pathlib import Path
 
 import pytest
+from task_configs import resolved_configs
 
-from icl_generalization.tasks import harness, taskpack
-from icl_generalization.core.errors import ContextBudgetError
+from icl_generalization.core.errors import ContextBudgetError, UserError
 from icl_generalization.core.paths import tasks_path
 from icl_generalization.data.families import FAMILIES
+from icl_generalization.data.load import get_dataset
 from icl_generalization.scoring.lm_eval_cli import lm_eval_argv, run_lm_eval
+from icl_generalization.tasks import rows as task_rows_module
+from icl_generalization.tasks import taskpack
 from icl_generalization.tasks.context import ContextBuilder
+from icl_generalization.tasks.options import TaskOptions, family_overrides
+from icl_generalization.tasks.rows import task_rows
 
 SPLITS = {
     "reversal_curse": ("p2d_reverse", "p2d", "d2p", "d2p_reverse"),
@@ -21,11 +26,30 @@ EXPECTED = {f"icl_gen_{family}_{split}{suffix}" for family, splits in SPLITS.ite
             for suffix in ("", "_icl")}
 SWEEPS = {f"icl_gen_{family}_icl_sweep" for family in SPLITS}
 EXPECTED_TASKS = EXPECTED | SWEEPS
+GROUPS = {"iclgen", *(f"iclgen_{f}" for f in SPLITS)}
+# Where each `!function` target of the snapshot (taken at commit 6c476e6, before the task stage was split up)
+# lives now. The sweep's own aggregation was a mean that skipped the -1 of a length not run; with no sentinel
+# left (a length not run has no metric), lm-eval's `mean` is the same number and brings a standard error.
+MOVED = {
+    "icl_generalization.harness.load_task_dataset": "icl_generalization.tasks.loader.load_task_dataset",
+    "icl_generalization.sweep.process_results": "icl_generalization.tasks.sweep.process_results",
+    "icl_generalization.sweep.aggregate": "mean",
+}
+SNAPSHOT = Path(__file__).parent / "data" / "resolved_task_configs.json"
+
+
+def _moved(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _moved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v) for v in value]
+    return MOVED.get(value, value) if isinstance(value, str) else value
 
 
 def test_committed_yaml_matches_the_generator() -> None:
     rendered = taskpack.render()
-    on_disk = {str(p.relative_to(tasks_path())): p.read_text() for p in tasks_path().rglob("*.yaml")}
+    on_disk = {str(p.relative_to(tasks_path())): p.read_text()
+               for pattern in taskpack.GENERATED for p in tasks_path().rglob(pattern)}
     assert on_disk == rendered, "run `python -m icl_generalization.tasks.taskpack` and commit lm_eval_tasks/"
 
 
@@ -40,6 +64,23 @@ def test_task_manager_finds_every_task_and_no_group_matches_the_glob() -> None:
     groups = {n for n in manager.all_groups} | {n for n in manager.all_tags}
     assert {"iclgen", *(f"iclgen_{f}" for f in FAMILIES)} <= groups
     assert not any(g.startswith("icl_gen_") for g in groups)
+    # the templates are included, never registered: the index holds exactly the tasks, groups and tags
+    assert set(manager.task_index) == EXPECTED_TASKS | GROUPS | {"iclgen_closed_book", "iclgen_icl", "iclgen_sweep"}
+
+
+def test_task_files_are_thin() -> None:
+    for rel, text in taskpack.render().items():
+        if rel.endswith(".yaml") and "/icl_gen_" in rel:
+            assert len(text.splitlines()) <= 5, rel  # header, include, task, tag, dataset_kwargs
+
+
+def test_every_resolved_config_is_unchanged_by_the_template_layout() -> None:
+    old = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    assert set(old) == EXPECTED_TASKS | GROUPS
+    new = resolved_configs(tasks_path())
+    assert set(new) == set(old)
+    for name in old:
+        assert new[name] == _moved(old[name]), name
 
 
 def test_wrapper_adds_model_and_folder() -> None:
@@ -59,7 +100,7 @@ def test_end_to_end_on_a_tiny_model(tiny_model_path: Path, isolated_cache: Path,
     for task in ("icl_gen_reversal_curse_p2d", "icl_gen_reversal_curse_p2d_reverse_icl"):
         assert 0.0 <= results["results"][task]["acc,none"] <= 1.0
         provenance = results["configs"][task]["metadata"]["provenance"]
-        assert provenance["fingerprint"] == harness.get_dataset("reversal_curse").fingerprint()
+        assert provenance["fingerprint"] == get_dataset("reversal_curse").fingerprint()
         assert provenance["generator_version"] == "1.0"
     icl = results["configs"]["icl_gen_reversal_curse_p2d_reverse_icl"]["metadata"]["provenance"]
     assert 0 < icl["context_tokens_max"] <= 512
@@ -73,10 +114,11 @@ def test_icl_prompts_fit_and_hold_their_evidence(tiny_model_path: Path, isolated
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
     budget = 300
-    rows, provenance = harness.task_rows("reversal_curse", "p2d_reverse", "icl",
-                                         {"pretrained": str(tiny_model_path), "context_budget": budget})
-    assert provenance["strategy"] == ["shard"] and provenance["shards"] > 1
-    ds = harness.get_dataset("reversal_curse")
+    built = task_rows("reversal_curse", "p2d_reverse", "icl",
+                      TaskOptions(pretrained=str(tiny_model_path), context_budget=budget))
+    rows, provenance = built.rows, built.provenance
+    assert provenance["strategy"] == ["shard"] and isinstance(provenance["shards"], int) and provenance["shards"] > 1
+    ds = get_dataset("reversal_curse")
     docs = ds.doc_index()
     items = {i.id: i for i in ds.test}
     for row in rows:
@@ -92,22 +134,22 @@ def test_icl_prompts_fit_and_hold_their_evidence(tiny_model_path: Path, isolated
 
 
 def test_second_build_reads_the_cache(tiny_model_path: Path, isolated_cache: Path) -> None:
-    kwargs = {"pretrained": str(tiny_model_path), "context_budget": 400}
-    first, _ = harness.task_rows("reversal_curse", "p2d_reverse", "icl", kwargs)
-    assert harness.CACHE_STATS == {"built": 1, "read": 0}
-    second, provenance = harness.task_rows("reversal_curse", "p2d_reverse", "icl", kwargs)
-    assert harness.CACHE_STATS == {"built": 1, "read": 1}
-    assert first == second and provenance["shards"] >= 1
+    options = TaskOptions(pretrained=str(tiny_model_path), context_budget=400)
+    first = task_rows("reversal_curse", "p2d_reverse", "icl", options)
+    assert task_rows_module.CACHE_STATS == {"built": 1, "read": 0}
+    second = task_rows("reversal_curse", "p2d_reverse", "icl", options)
+    assert task_rows_module.CACHE_STATS == {"built": 1, "read": 1}
+    assert first == second and second.provenance["shards"] == first.provenance["shards"]
 
 
 def test_impossible_budget_is_a_clear_error(tiny_model_path: Path, isolated_cache: Path) -> None:
     with pytest.raises(ContextBudgetError, match=r"icl_gen_reversal_curse_p2d_reverse_icl: .*budget of 40 tokens"):
-        harness.task_rows("reversal_curse", "p2d_reverse", "icl",
-                          {"pretrained": str(tiny_model_path), "context_budget": 40})
+        task_rows("reversal_curse", "p2d_reverse", "icl",
+                  TaskOptions(pretrained=str(tiny_model_path), context_budget=40))
 
 
 def test_paper_mode_uses_the_whole_set_when_it_fits() -> None:
-    ds = harness.get_dataset("reversal_curse", overrides={"people_per_set": 4, "train_templates": 2})
+    ds = get_dataset("reversal_curse", overrides={"people_per_set": 4, "train_templates": 2})
     builder = ContextBuilder(ds.train, lambda s: len(s.split()), 10_000, random.Random(0))
     shards = builder.plan(ds.items("p2d_reverse"))
     assert [s.strategy for s in shards] == ["full"] and len(shards[0].doc_ids) == len(ds.train)
@@ -123,7 +165,9 @@ def test_sweep_reports_accuracy_per_length(tiny_model_path: Path, isolated_cache
     row = results["results"]["icl_gen_reversal_curse_icl_sweep"]
     # --limit 6 interleaves lengths: two questions at each of the three lengths.
     assert all(0.0 <= row[f"{n},none"] <= 1.0 for n in (256, 512, 1024))
-    assert row["2048,none"] == -1.0 and row["8192,none"] == -1.0
+    # a length not run has no metric at all (no -1 sentinel a table or a mean could pick up)
+    assert not {"2048,none", "8192,none", "2048_stderr,none"} & set(row)
+    assert row["256_stderr,none"] != "N/A"  # lm-eval's own mean brings its standard error
     provenance = results["configs"]["icl_gen_reversal_curse_icl_sweep"]["metadata"]["provenance"]
     assert provenance["sweep_lengths"] == [256, 512, 1024]
     # shard mode fills each length: the contexts grow with the budget instead of repeating one prompt
@@ -132,12 +176,10 @@ def test_sweep_reports_accuracy_per_length(tiny_model_path: Path, isolated_cache
 
 
 def test_sweep_rejects_lengths_beyond_the_window(tiny_model_path: Path, isolated_cache: Path) -> None:
-    from icl_generalization.core.errors import UserError
     from icl_generalization.tasks.sweep import sweep_rows
 
     with pytest.raises(UserError, match=r"exceed the model's window of 2048"):
-        sweep_rows("reversal_curse", "p2d_reverse", {"pretrained": str(tiny_model_path),
-                                                     "sweep_lengths": [4096]})
+        sweep_rows("reversal_curse", "p2d_reverse", TaskOptions(pretrained=str(tiny_model_path), sweep_lengths=[4096]))
 
 
 def _task_manager():  # type: ignore[no-untyped-def]
@@ -182,13 +224,61 @@ def test_glob_runs_every_task_with_the_dummy_model(isolated_cache: Path, tmp_pat
 
 
 def test_data_config_can_be_keyed_by_family() -> None:
-    from icl_generalization.core.errors import UserError
+    keyed: dict[str, object] = {"reversal_curse": {"people_per_set": 5}, "semantic": {"n_documents": 300}}
+    options = TaskOptions.from_lm_eval({"data_config": keyed})
+    assert options.overrides_for("reversal_curse") == {"people_per_set": 5}
+    assert options.overrides_for("syllogism") == {}
+    assert TaskOptions.from_lm_eval({"data_config": '{"n_items": 9}'}).overrides_for("syllogism") == {"n_items": 9}
+    assert family_overrides("syllogism", {"n_items": 9}) == {"n_items": 9}
+    with pytest.raises(UserError, match="not a mix"):
+        TaskOptions.from_lm_eval({"data_config": {"semantic": {}, "n_items": 9}})
+    built = task_rows("reversal_curse", "p2d_reverse", "closed_book", options)
+    assert built.provenance["n_items"] == len(built.rows) == 5 * 10
 
-    keyed = {"reversal_curse": {"people_per_set": 5}, "semantic": {"n_documents": 300}}
-    assert harness.family_overrides("reversal_curse", keyed) == {"people_per_set": 5}
-    assert harness.family_overrides("syllogism", keyed) == {}
-    assert harness.family_overrides("syllogism", '{"n_items": 9}') == {"n_items": 9}
-    with pytest.raises(UserError, match="mixes family names"):
-        harness.family_overrides("syllogism", {"semantic": {}, "n_items": 9})
-    rows, provenance = harness.task_rows("reversal_curse", "p2d_reverse", "closed_book", {"data_config": keyed})
-    assert provenance["n_items"] == len(rows) == 5 * 10
+
+@pytest.fixture(scope="module")
+def char_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama whose tokenizer has one token per character, so 256 tokens cannot hold a question's
+    evidence (with the real BPE tokenizer every sweep length can) and a sweep must skip that length."""
+    import torch
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "\n": 3, **{chr(c): c - 28 for c in range(32, 127)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>",
+                                        eos_token="</s>", pad_token="</s>")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    out = tmp_path_factory.mktemp("char-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_a_skipped_sweep_length_is_absent_from_the_results(char_model_path: Path, isolated_cache: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    code = run_lm_eval(["--model", "icl-gen", "--model_args", f"pretrained={char_model_path}",
+                        "--tasks", "icl_gen_reversal_curse_icl_sweep", "--limit", "4", "--batch_size", "8",
+                        "--metadata", "sweep_lengths=[256,1024]", "--output_path", str(out)])
+    assert code == 0
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    row = results["results"]["icl_gen_reversal_curse_icl_sweep"]
+    assert 0.0 <= row["1024,none"] <= 1.0
+    assert not [key for key in row if key.startswith("256")]
+    provenance = results["configs"]["icl_gen_reversal_curse_icl_sweep"]["metadata"]["provenance"]
+    assert provenance["sweep_lengths"] == [1024] and set(provenance["sweep_context_tokens"]) == {"1024"}
+    assert set(provenance["sweep_skipped"]) == {"256"}
+    assert "the budget of 256" in provenance["sweep_skipped"]["256"]
+
+
+def test_sweep_document_scores_only_its_own_length() -> None:
+    from icl_generalization.tasks.sweep import process_results
+
+    doc = {"sweep_length": 512, "gold": [1]}
+    assert process_results(doc, [(-3.0, False), (-1.0, True)]) == {"512": 1.0}  # type: ignore[arg-type]
+    assert process_results(doc, [(-1.0, True), (-3.0, False)]) == {"512": 0.0}  # type: ignore[arg-type]

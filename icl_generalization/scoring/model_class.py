@@ -21,14 +21,11 @@ import torch
 
 from icl_generalization.core.errors import UserError
 from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM
+from icl_generalization.tasks.options import TASK_ONLY_OPTIONS
 from icl_generalization.weights.default_model import DEFAULT_MODEL, resolve_model
 from icl_generalization.weights.loading import Checkpoint, apply_adapter, open_checkpoint
 
 MODEL_NAME = "icl-gen"
-# lm-eval hands every --model_args entry to the task loaders as well; these belong to the loaders only
-# (see harness.py), so the model accepts and ignores them instead of passing them to from_pretrained.
-TASK_ONLY_ARGS = frozenset({"data_seed", "data_config", "data_source", "context_budget", "context_margin",
-                            "context_mode", "sweep_lengths"})
 
 
 def _flag(value: Any, name: str) -> bool:
@@ -49,7 +46,10 @@ class ICLGenLM(PrefixCachedHFLM):
                  checkpoint_sha256: str | None = None, **kwargs: Any) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model_kwargs = {k: v for k, v in kwargs.items() if k not in TASK_ONLY_ARGS}
+        # lm-eval hands every --model_args entry to the task loaders as well; the task options that are not
+        # model arguments too belong to the loaders only, so they are dropped instead of reaching
+        # from_pretrained. The set comes from TaskOptions, so a new option cannot be forgotten here.
+        model_kwargs = {k: v for k, v in kwargs.items() if k not in TASK_ONLY_OPTIONS}
         if checkpoint and peft:
             raise UserError("give either checkpoint= or peft=, not both")
         self._merge_adapter = _flag(merge_adapter, "merge_adapter")

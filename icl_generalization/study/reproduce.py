@@ -25,6 +25,7 @@ from icl_generalization.study.presets import FamilyPlan, Preset
 
 if TYPE_CHECKING:
     from icl_generalization.data.records import Dataset
+    from icl_generalization.tasks.names import Condition
 
 MARKER = "stage.json"
 
@@ -38,11 +39,11 @@ class Stage:
     always: bool = False
 
 
-def _tasks(family: str, conditions: tuple[str, ...]) -> list[str]:
+def _tasks(family: str, conditions: tuple[Condition, ...]) -> list[str]:
     from icl_generalization.data.families import get_family
+    from icl_generalization.tasks.names import task_name
 
-    return [f"icl_gen_{family}_{split}" + ("_icl" if condition == "icl" else "")
-            for split in get_family(family).splits for condition in conditions]
+    return [task_name(family, split, condition) for split in get_family(family).splits for condition in conditions]
 
 
 def _metadata(plan: FamilyPlan, preset: Preset, family: str) -> str:
@@ -84,7 +85,7 @@ def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: P
 
 
 def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[str, Any]:
-    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.data.load import get_dataset
     from icl_generalization.training.augment import AugmentConfig, run_augment
     from icl_generalization.training.backends import HFBackend
     from icl_generalization.weights.default_model import resolve_model
@@ -99,7 +100,7 @@ def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[st
 
 def _family_data(family: str, plan: FamilyPlan) -> Dataset:
     """The data a family's stages run on: the preset's generator overrides, default seed."""
-    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.data.load import get_dataset
 
     return get_dataset(family, overrides=plan.data_config)
 

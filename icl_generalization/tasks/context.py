@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from icl_generalization.core.errors import ContextBudgetError
 from icl_generalization.data.records import TestItem, TrainDoc
@@ -26,7 +27,8 @@ HEADER = "Read the following documents carefully. They are all true.\n\n"
 INSTRUCTION = "\nUse the documents above to complete the next statement.\n"
 DOC_SEPARATOR = "\n"
 SUBSAMPLE_FACTOR = 8
-MODES = ("auto", "full", "subsample", "shard")
+ContextMode = Literal["auto", "full", "subsample", "shard"]
+MODES: tuple[ContextMode, ...] = get_args(ContextMode)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class ContextBuilder:
     """
 
     def __init__(self, docs: Sequence[TrainDoc], count_tokens: Callable[[str], int], budget: int,
-                 rng: random.Random, task: str = "task", mode: str = "auto") -> None:
+                 rng: random.Random, task: str = "task", mode: ContextMode = "auto") -> None:
         if mode not in MODES:
             raise ValueError(f"context mode must be one of {MODES}, got {mode!r}")
         self.docs = {d.id: d for d in docs}

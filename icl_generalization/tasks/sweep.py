@@ -4,7 +4,11 @@ The study observed that interference grows with context length (it subsampled th
 8x for that reason). A sweep task makes this measurable: the same questions are asked with contexts built
 to several token budgets, and the metric names are the lengths, as in lm-eval's RULER tasks. Lengths are
 chosen with ``--metadata sweep_lengths=[512,2048]``; by default every listed length up to the model's window.
-A length that was not run reports -1, RULER's convention, so a table never shows a made-up zero.
+
+A length that did not run has no metric at all (RULER reports -1 instead): each document returns only the
+metric of its own length, and lm-eval aggregates a metric over the documents that returned it, so no mean
+and no standard error ever sees a made-up value. The provenance lists the lengths that ran and, for each
+length skipped, why.
 
 Sweeps build contexts in ``shard`` mode by default (``--metadata context_mode=...`` overrides): in ``auto``
 mode every length that can hold the 8x subsample would get the same prompt, and the columns would repeat one
@@ -15,75 +19,68 @@ smaller than a length cannot fill it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+from pydantic import JsonValue
 
 from icl_generalization.core.errors import ContextBudgetError, UserError
-from icl_generalization.tasks.harness import model_window, task_rows
+from icl_generalization.tasks.names import SWEEP_LENGTHS, sweep_task_name
+from icl_generalization.tasks.options import TaskOptions
+from icl_generalization.tasks.rows import Provenance, Row, TaskRows, task_rows
+from icl_generalization.tasks.tokenizer import model_window
 
-# The metric names of every sweep task (YAML metric lists are static, so the menu is fixed here).
-SWEEP_LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-DEFAULT_ITEMS_PER_LENGTH = 100
-NOT_RUN = -1.0
 log = logging.getLogger(__name__)
 
 
-def requested_lengths(kwargs: Mapping[str, Any], window: int) -> list[int]:
-    raw = kwargs.get("sweep_lengths")
-    if raw is None:
+class SweepRow(Row):
+    sweep_length: int
+
+
+def requested_lengths(options: TaskOptions, window: int) -> list[int]:
+    if options.sweep_lengths is None:
         return [n for n in SWEEP_LENGTHS if n <= window]
-    values = [int(x) for x in (raw.split(",") if isinstance(raw, str) else raw)]
-    unknown = sorted(set(values) - set(SWEEP_LENGTHS))
-    if unknown:
-        raise UserError(f"sweep_lengths {unknown} are not sweep metrics; choose from {list(SWEEP_LENGTHS)}")
-    too_long = [n for n in values if n > window]
+    too_long = [n for n in options.sweep_lengths if n > window]
     if too_long:
         raise UserError(f"sweep_lengths {too_long} exceed the model's window of {window} tokens")
-    return sorted(set(values))
+    return list(options.sweep_lengths)
 
 
-def sweep_rows(family: str, split: str, kwargs: Mapping[str, Any]) -> tuple[list[dict], dict]:
-    window = model_window(kwargs)
-    lengths = requested_lengths(kwargs, window)
-    per_length = int(kwargs.get("sweep_items", DEFAULT_ITEMS_PER_LENGTH))
-    columns: list[list[dict]] = []
-    ran, skipped = [], []
-    provenance: dict[str, Any] = {}
-    context_tokens: dict[str, int] = {}
+def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[SweepRow], Provenance]:
+    lengths = requested_lengths(options, model_window(options))
+    # Shard mode unless the user chose a mode (see the module docstring).
+    mode = options.context_mode or "shard"
+    columns: list[list[SweepRow]] = []
+    built: TaskRows | None = None
+    ran: list[JsonValue] = []
+    skipped: dict[str, JsonValue] = {}
+    context_tokens: dict[str, JsonValue] = {}
     for length in lengths:
         try:
-            rows, provenance = task_rows(family, split, "icl", {"context_mode": "shard", **kwargs,
-                                                                  "context_budget": length})
+            built = task_rows(family, split, "icl",
+                              options.model_copy(update={"context_budget": length, "context_mode": mode}))
         except ContextBudgetError as exc:
-            # A short length that cannot hold a question's evidence is reported as not run (-1).
-            log.warning("sweep %s_%s: skipping %d tokens: %s", family, split, length, exc)
-            skipped.append(length)
+            # A length too short to hold a question's evidence is left out of the results, with the reason.
+            log.warning("%s: skipping %d tokens: %s", sweep_task_name(family), length, exc)
+            skipped[str(length)] = str(exc)
             continue
         ran.append(length)
-        context_tokens[str(length)] = int(provenance["context_tokens_max"])
-        columns.append([{**row, "sweep_length": length} for row in rows[:per_length]])
-    if not columns:
-        raise UserError(f"icl_gen_{family}_icl_sweep: no requested length ({lengths}) can hold the questions")
+        context_tokens[str(length)] = built.provenance["context_tokens_max"]
+        columns.append([SweepRow(**row, sweep_length=length) for row in built.rows[:options.sweep_items]])
+    if built is None:
+        reasons = "; ".join(f"{n}: {why}" for n, why in skipped.items())
+        raise UserError(f"{sweep_task_name(family)}: no requested length ({lengths}) can hold the questions "
+                        f"({reasons})")
     # Interleaved by length, so `--limit N` still samples every length.
     rows = [column[i] for i in range(max(map(len, columns))) for column in columns if i < len(column)]
-    provenance = {**provenance, "sweep_lengths": ran, "sweep_skipped": skipped, "sweep_items": per_length,
-                  "sweep_context_tokens": context_tokens}
-    for key in ("context_budget", "shards", "strategy", "context_tokens_max", "context_docs_max"):
-        provenance.pop(key, None)
+    provenance = {k: v for k, v in built.provenance.items()
+                  if k not in ("context_budget", "shards", "strategy", "context_tokens_max", "context_docs_max")}
+    provenance.update(sweep_lengths=ran, sweep_skipped=skipped,
+                      sweep_items=options.sweep_items, sweep_context_tokens=context_tokens)
     return rows, provenance
 
 
-def process_results(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) -> dict[str, float]:
-    """Accuracy of this question under its own length; every other length gets NOT_RUN."""
+def process_results(doc: SweepRow, results: Sequence[tuple[float, bool]]) -> dict[str, float]:
+    """Accuracy of this question under its own length, the only metric it has an answer for."""
     lls = np.array([ll for ll, _ in results])
-    correct = float(int(np.argmax(lls)) in doc["gold"])
-    metrics = {str(n): NOT_RUN for n in SWEEP_LENGTHS}
-    metrics[str(doc["sweep_length"])] = correct
-    return metrics
-
-
-def aggregate(values: Sequence[float]) -> float:
-    kept = [v for v in values if v != NOT_RUN]
-    return sum(kept) / len(kept) if kept else NOT_RUN
+    return {str(doc["sweep_length"]): float(int(np.argmax(lls)) in doc["gold"])}

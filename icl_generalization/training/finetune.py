@@ -114,7 +114,7 @@ def _use_bf16(recipe: Recipe) -> bool:
 
 
 def _training_data(request: FinetuneRequest) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
-    from icl_generalization.tasks.harness import get_dataset
+    from icl_generalization.data.load import get_dataset
 
     ds = get_dataset(request.dataset, seed=request.data_seed, overrides=request.recipe.data_config)
     corpus = read_corpus(request.augmented) if request.augmented else []
