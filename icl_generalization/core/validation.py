@@ -22,11 +22,24 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
+def field_name(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the user wrote it: ``adapter.files['a.bin']``, ``choices[2]``."""
+    name = ""
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for "the key itself", not a field
+            continue
+        if isinstance(part, str) and part.isidentifier():
+            name += f".{part}" if name else part
+        else:
+            name += f"[{part!r}]"
+    return name
+
+
 def describe(exc: ValidationError, where: str) -> str:
     """One line for a pydantic error: ``where: field: what was expected (got value)``; several joined by ``;``."""
     parts = []
     for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"])
+        field = field_name(error["loc"])
         # pydantic prefixes the text of a ValueError raised by a validator; the text alone is the message.
         message = error["msg"].removeprefix("Value error, ")
         message = message[0].lower() + message[1:]

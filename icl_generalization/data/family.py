@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from icl_generalization.core.errors import UserError
+from icl_generalization.core.validation import describe
 from icl_generalization.data.records import Dataset, TestItem
 
 if TYPE_CHECKING:
@@ -157,9 +158,7 @@ class FamilySpec(Generic[C]):
         try:
             values = self._fields_model.model_validate(dict(overrides or {})).model_dump(exclude_unset=True)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg'].lower()}"
-                                 for e in exc.errors())
-            raise UserError(f"{self.name}: {problems} (fields: {', '.join(self.config_fields())})") from None
+            raise UserError(f"{describe(exc, self.name)} (fields: {', '.join(self.config_fields())})") from None
         try:
             return self.config_cls(**values)
         except ValueError as exc:  # the config's own range checks, which name their field

@@ -27,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from icl_generalization.core.digest import canonical_json, sha256_parts
 from icl_generalization.core.errors import DataError
 from icl_generalization.core.paths import atomic_directory
+from icl_generalization.core.validation import describe
 
 TRAIN_FILE = "train.jsonl"
 TEST_FILE = "test.jsonl"
@@ -239,9 +240,7 @@ def _record(adapter: TypeAdapter[_R], row: dict[str, Any], where: str, what: str
     try:
         return adapter.validate_python(row, strict=False)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field_ = ".".join(map(str, first["loc"])) or "record"
-        raise DataError(f"{where}: not a {what} ({field_}: {first['msg']})") from None
+        raise DataError(describe(exc, f"{where}: not a {what}")) from None
 
 
 def _train_doc(row: dict[str, Any], where: str) -> TrainDoc:

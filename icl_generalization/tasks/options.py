@@ -21,6 +21,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from icl_generalization.core.errors import UserError
+from icl_generalization.core.validation import describe
 from icl_generalization.data.families import FAMILIES
 from icl_generalization.data.load import BERGLUND
 from icl_generalization.tasks.context import ContextMode
@@ -126,7 +127,7 @@ class TaskOptions(BaseModel):
         try:
             return cls.model_validate(given)
         except ValidationError as exc:
-            raise UserError(_one_line(exc, given)) from None
+            raise UserError(describe(exc, "task option")) from None
 
     def overrides_for(self, family: str) -> dict[str, JsonValue]:
         """Generator overrides for ``family``: the fields themselves, or the entry under its name."""
@@ -148,12 +149,3 @@ def family_overrides(family: str, data_config: Mapping[str, JsonValue] | None) -
 MODEL_ARGS = frozenset({"tokenizer", "pretrained", "checkpoint", "peft", "max_length"})
 TASK_ONLY_OPTIONS = frozenset(TaskOptions.model_fields) - MODEL_ARGS
 
-
-def _one_line(exc: ValidationError, given: Mapping[str, object]) -> str:
-    problems = []
-    for error in exc.errors():
-        # The option as the user gave it, even where the error is about one element of it.
-        name = str(error["loc"][0])
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{name}={given.get(name, error['input'])!r}: {message}")
-    return "task option " + "; ".join(problems)

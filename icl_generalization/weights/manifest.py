@@ -33,11 +33,11 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import ErrorDetails
 
 from icl_generalization.core.digest import sha256_of
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.paths import atomic_write_text
+from icl_generalization.core.validation import describe
 
 MANIFEST_VERSION: Final = 2
 ADAPTER_CONFIG = "adapter_config.json"
@@ -170,33 +170,8 @@ def _parse(path: str, text: str) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_problem(error) for error in exc.errors())
-        raise UserError(f"checkpoint manifest {path} is invalid: {problems}") from None
+        raise UserError(describe(exc, f"checkpoint manifest {path}")) from None
 
-
-def _problem(error: ErrorDetails) -> str:
-    field = _field_name(error["loc"])
-    if error["type"] == "missing":
-        return f"field {field} is missing"
-    if error["type"] == "extra_forbidden":
-        return f"unknown field {field}"
-    shown = repr(error["input"])
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    expected = error["msg"].removeprefix("Value error, ")
-    return f"field {field} = {shown}: {expected}"
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    # A mapping key (a file name, itself holding dots) shows as ['name']; pydantic's "[key]" marker is dropped.
-    name = ""
-    for part in loc:
-        if part == "[key]":
-            continue
-        if isinstance(part, str) and part.isidentifier():
-            name += f".{part}" if name else part
-        else:
-            name += f"[{part!r}]"
-    return name or "(top level)"
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from icl_generalization.core.errors import DataError
+from icl_generalization.core.validation import describe
 from icl_generalization.data.records import GRAPH_FILE, Dataset, TestItem
 
 Triple = tuple[str, str, str]  # (relation, subject, object)
@@ -60,9 +61,7 @@ def parse_graph(graph: Mapping[str, object]) -> ExportedGraph:
     try:
         return ExportedGraph.model_validate(graph)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise DataError(f"{GRAPH_FILE}: {'.'.join(map(str, first['loc'])) or 'top level'}: {first['msg'].lower()}"
-                        f" ({exc.error_count()} problem(s))") from None
+        raise DataError(describe(exc, GRAPH_FILE)) from None
 
 
 def _pattern(template: str) -> re.Pattern[str]:
