@@ -136,7 +136,8 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from icl_generalization.analysis.compare import build_leaderboard, to_markdown, write_leaderboard
+    from icl_generalization.analysis.compare import to_markdown, write_leaderboard
+    from icl_generalization.analysis.leaderboard import build_leaderboard
     from icl_generalization.analysis.results import load_runs
 
     board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
@@ -148,7 +149,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from icl_generalization.analysis.gate import CheckConfig, run_check, to_markdown, write_report
+    from icl_generalization.analysis.check_report import to_markdown, write_report
+    from icl_generalization.analysis.gate import CheckConfig, run_check
 
     config = CheckConfig(alpha=args.alpha, max_drop=args.max_drop, metric=args.metric, correction=args.correction,
                          allow_drift=args.allow_drift)

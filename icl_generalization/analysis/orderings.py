@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from icl_generalization.analysis.compare import Leaderboard
+from icl_generalization.analysis.leaderboard import Leaderboard
 
 SEMANTIC_SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 FINETUNED_OR_ICL = ("ICL", "FT", "augmented FT")
