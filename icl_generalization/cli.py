@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=0.02, help="tolerated absolute accuracy drop")
     p.add_argument("--metric", default="acc", help="per-sample metric (acc, acc_norm)")
     p.add_argument("--correction", default="holm", choices=["holm", "none"], help="multiple-testing correction")
-    p.add_argument("--allow-drift", action="store_true", help="drifted tasks are reported but do not fail")
+    p.add_argument("--allow-drift", action="store_true",
+                   help="compare tasks whose version or prompts changed (noted); different data never")
     p.add_argument("--out", help="folder for check.md and check.json")
     p.set_defaults(func=_cmd_check)
     p = sub.add_parser("finetune", help="finetune a checkpoint (LoRA or full) and write its manifest")

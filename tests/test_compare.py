@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from lm_eval_runs import TASKS, lm_eval_run, planted_copy, results_file
 
-from icl_generalization.analysis.compare import build_leaderboard, condition_of, to_csv, to_markdown, write_leaderboard
+from icl_generalization.analysis.compare import to_csv, to_markdown, write_leaderboard
+from icl_generalization.analysis.leaderboard import build_leaderboard, condition_of
 from icl_generalization.analysis.results import load_runs
 from icl_generalization.cli import main
 from icl_generalization.core.errors import UserError

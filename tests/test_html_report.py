@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from icl_generalization.analysis.compare import Cell, Column, Leaderboard, Row
 from icl_generalization.analysis.html_report import to_html
+from icl_generalization.analysis.leaderboard import Cell, Column, Leaderboard, Row
 
 
 def test_each_family_gets_its_own_table_with_its_own_rows() -> None:
