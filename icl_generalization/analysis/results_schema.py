@@ -41,14 +41,19 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+def _expected(message: str) -> str:
+    return message.removeprefix("Input should be ").rstrip(".")
+
+
 def _check_value(adapter: TypeAdapter[float] | TypeAdapter[float | str], key: str, value: object) -> None:
     """Validate one key-dependent value, raising an error that names the key (pydantic's location stops at
     the object holding it, because the key is dynamic)."""
     try:
         adapter.validate_python(value)
     except ValidationError as exc:
+        expected = " or ".join(dict.fromkeys(_expected(e["msg"]) for e in exc.errors()))
         raise PydanticCustomError("invalid_value", "{expected}",
-                                  {"field": key, "value": value, "expected": exc.errors()[0]["msg"]}) from None
+                                  {"field": key, "value": value, "expected": expected}) from None
 
 
 class TaskScores(_Lenient):
@@ -184,23 +189,42 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-def _describe(error: ErrorDetails) -> str:
-    location = [str(part) for part in error["loc"]]
-    ctx = error.get("ctx") or {}
+def _describe(errors: list[ErrorDetails]) -> str:
+    """One error (or a union's alternatives, all about one value) as ``field F = V: expected E``."""
+    first = errors[0]
+    location = [str(part) for part in first["loc"]]
+    ctx = first.get("ctx") or {}
     if "field" in ctx:  # raised by a validator above for a key-dependent value
         location.append(str(ctx["field"]))
         value = ctx["value"]
     else:
-        value = error["input"]
+        value = first["input"]
+    if len(errors) > 1:
+        location.pop()  # pydantic names the union's alternative last; the field is the part before
     where = ".".join(location) or "(the whole document)"
-    if error["type"] == "missing":
+    if first["type"] == "missing":
         return f"field {where} is missing"
-    return f"field {where} = {_shown(value)}: {error['msg'].rstrip('.')}"
+    expected = " or ".join(dict.fromkeys(_expected(e["msg"]) for e in errors))
+    return f"field {where} = {_shown(value)}: expected {expected}"
+
+
+def _grouped(errors: list[ErrorDetails]) -> list[list[ErrorDetails]]:
+    """Consecutive errors about one value from the alternatives of a union (same place, same input object)
+    are grouped, so a version that is neither a number nor a string reads as one error."""
+    groups: list[list[ErrorDetails]] = []
+    for error in errors:
+        last = groups[-1][-1] if groups else None
+        if last is not None and error["type"] != "missing" and "ctx" not in error and "ctx" not in last \
+                and last["loc"][:-1] == error["loc"][:-1] and last["input"] is error["input"]:
+            groups[-1].append(error)
+        else:
+            groups.append([error])
+    return groups
 
 
 def invalid(where: str, what: str, exc: ValidationError) -> DataError:
     """One line naming the file (and line), the field, the value and what was expected; at most three errors."""
-    errors = exc.errors()
-    details = "; ".join(_describe(e) for e in errors[:3])
-    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    groups = _grouped(exc.errors())
+    details = "; ".join(_describe(group) for group in groups[:3])
+    more = f" (and {len(groups) - 3} more)" if len(groups) > 3 else ""
     return DataError(f"{where}: not {what}: {details}{more}")
