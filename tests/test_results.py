@@ -86,7 +86,8 @@ def test_a_malformed_results_file_names_file_field_value_and_expectation(
 @pytest.mark.parametrize(("text", "expected"), [
     ("{}", "field results is missing; field configs is missing"),
     ("[1, 2]", "valid dictionary"),
-    ('{"results": {}, "configs": {}, "versions": {"t": null}}', "field versions.t = None"),
+    ('{"results": {}, "configs": {}, "versions": {"t": null}}',
+     "field versions.t = None: expected a valid integer or a valid number or a valid string"),
     ("{not json", "not a readable JSON file"),
 ])
 def test_a_results_file_of_the_wrong_shape(tmp_path: Path, text: str, expected: str,
@@ -114,6 +115,9 @@ def test_a_results_file_of_the_wrong_shape(tmp_path: Path, text: str, expected: 
     ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "metrics": ["acc"], "acc": 2}',
      "field acc = 2: expected less than or equal to 1"),
     ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "doc": [1]}', "field doc = [1]"),
+    # A union's alternatives read as one error about one field (pydantic's branch names left out).
+    ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "doc": {"id": 1.5, "gold": [0, "x"]}}',
+     "field doc.id = 1.5: expected a valid string or a valid integer; field doc.gold.1 = 'x': expected a valid"),
 ])
 def test_a_malformed_samples_line_names_file_line_and_field(tmp_path: Path, line: str, expected: str) -> None:
     path = tmp_path / "samples_t_x.jsonl"

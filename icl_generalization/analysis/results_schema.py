@@ -189,21 +189,29 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
+_UNION_LABELS = ("str", "int", "float", "bool", "none")
+_UNION_LABEL_PREFIXES = ("list[", "dict[", "literal[", "constrained-", "function-", "json-or-python[", "nullable[")
+
+
+def _place(error: ErrorDetails) -> list[str]:
+    """The error's location as field names and keys; pydantic also names which alternative of a union it
+    tried (``str``, ``list[int]``...), which says nothing to the user and is left out."""
+    parts = [str(part) for part in error["loc"]
+             if not (isinstance(part, str) and (part in _UNION_LABELS or part.startswith(_UNION_LABEL_PREFIXES)))]
+    ctx = error.get("ctx") or {}
+    if "field" in ctx:  # raised by ``_check_value`` for a dynamic key: pydantic stops at the object holding it
+        parts.append(str(ctx["field"]))
+    return parts
+
+
 def _describe(errors: list[ErrorDetails]) -> str:
     """One error (or a union's alternatives, all about one value) as ``field F = V: expected E``."""
     first = errors[0]
-    location = [str(part) for part in first["loc"]]
-    ctx = first.get("ctx") or {}
-    if "field" in ctx:  # raised by a validator above for a key-dependent value
-        location.append(str(ctx["field"]))
-        value = ctx["value"]
-    else:
-        value = first["input"]
-    if len(errors) > 1:
-        location.pop()  # pydantic names the union's alternative last; the field is the part before
-    where = ".".join(location) or "(the whole document)"
+    where = ".".join(_place(first)) or "(the whole document)"
     if first["type"] == "missing":
         return f"field {where} is missing"
+    ctx = first.get("ctx") or {}
+    value = ctx["value"] if "field" in ctx else first["input"]
     expected = " or ".join(dict.fromkeys(_expected(e["msg"]) for e in errors))
     return f"field {where} = {_shown(value)}: expected {expected}"
 
@@ -214,8 +222,8 @@ def _grouped(errors: list[ErrorDetails]) -> list[list[ErrorDetails]]:
     groups: list[list[ErrorDetails]] = []
     for error in errors:
         last = groups[-1][-1] if groups else None
-        if last is not None and error["type"] != "missing" and "ctx" not in error and "ctx" not in last \
-                and last["loc"][:-1] == error["loc"][:-1] and last["input"] is error["input"]:
+        if last is not None and error["type"] != "missing" and _place(last) == _place(error) \
+                and last["input"] is error["input"]:
             groups[-1].append(error)
         else:
             groups.append([error])
