@@ -186,7 +186,8 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from icl_generalization.analysis.compare import build_leaderboard, to_markdown, write_leaderboard
+    from icl_generalization.analysis.compare import to_markdown, write_leaderboard
+    from icl_generalization.analysis.leaderboard import build_leaderboard
     from icl_generalization.analysis.results import load_runs
 
     board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
@@ -198,7 +199,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from icl_generalization.analysis.gate import CheckConfig, run_check, to_markdown, write_report
+    from icl_generalization.analysis.check_report import to_markdown, write_report
+    from icl_generalization.analysis.gate import CheckConfig, run_check
 
     config = CheckConfig(alpha=args.alpha, max_drop=args.max_drop, metric=args.metric, correction=args.correction,
                          allow_drift=args.allow_drift)
@@ -330,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=0.02, help="tolerated absolute accuracy drop")
     p.add_argument("--metric", default="acc", help="per-sample metric (acc, acc_norm)")
     p.add_argument("--correction", default="holm", choices=["holm", "none"], help="multiple-testing correction")
-    p.add_argument("--allow-drift", action="store_true", help="drifted tasks are reported but do not fail")
+    p.add_argument("--allow-drift", action="store_true",
+                   help="compare tasks whose version or prompts changed (noted); different data never")
     p.add_argument("--out", help="folder for check.md and check.json")
     p.set_defaults(func=_cmd_check)
     p = sub.add_parser("finetune", help="finetune a checkpoint (LoRA or full) and write its manifest")

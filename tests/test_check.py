@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from lm_eval_runs import TASKS, planted_copy, samples_file
 
-from icl_generalization.analysis.gate import CheckConfig, holm, mcnemar_exact, run_check
+from icl_generalization.analysis.gate import (
+    EXIT_CANNOT_JUDGE,
+    EXIT_NO_REGRESSION,
+    EXIT_REGRESSION,
+    CheckConfig,
+    holm_adjust,
+    mcnemar_exact,
+    run_check,
+)
 from icl_generalization.cli import main
 from icl_generalization.core.errors import UserError
 
@@ -73,13 +81,15 @@ def test_small_drop_is_within_noise_and_tolerance_matters(dummy_run: Path, tmp_p
     assert run_check(dummy_run, six, CheckConfig(max_drop=0.2)).exit_code == 1
 
 
-def test_run_on_different_data_cannot_be_compared(dummy_run: Path, other_data_run: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_on_different_data_cannot_be_judged(dummy_run: Path, other_data_run: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _check(["--baseline", str(dummy_run), "--candidate", str(other_data_run)], capsys)
-    assert code == 2
-    assert "CANNOT COMPARE" in out and "dataset fingerprint" in out
+    assert code == EXIT_CANNOT_JUDGE
+    assert "CANNOT JUDGE" in out and "dataset fingerprint" in out
     report = run_check(dummy_run, other_data_run)
-    assert {t.status for t in report.tasks} == {"drift"}
+    assert {t.status for t in report.tasks} == {"cannot-judge"}
+    # Different data is never "allowed drift".
+    assert run_check(dummy_run, other_data_run, CheckConfig(allow_drift=True)).exit_code == EXIT_CANNOT_JUDGE
 
 
 def test_prompt_drift_is_drift_not_regression(dummy_run: Path, tmp_path: Path) -> None:
@@ -91,29 +101,97 @@ def test_prompt_drift_is_drift_not_regression(dummy_run: Path, tmp_path: Path) -
     drifted = planted_copy(dummy_run, tmp_path / "drift", edit_samples=reword)
     report = run_check(dummy_run, drifted)
     icl = next(t for t in report.tasks if t.task == ICL)
-    assert icl.status == "drift" and "prompt_hash on 3 of 24" in icl.reason
-    assert report.exit_code == 2
-    assert run_check(dummy_run, drifted, CheckConfig(allow_drift=True)).exit_code == 0
+    assert icl.status == "cannot-judge" and any("prompt_hash on 3 of 24" in p for p in icl.problems)
+    assert report.exit_code == EXIT_CANNOT_JUDGE
+    # Allowed drift is compared on the paired items (three planted losses at most: not significant) and noted.
+    allowed = run_check(dummy_run, drifted, CheckConfig(allow_drift=True))
+    icl = next(t for t in allowed.tasks if t.task == ICL)
+    assert icl.n_paired == 24 and icl.p_value is not None and icl.notes
+    assert allowed.exit_code == EXIT_NO_REGRESSION
 
 
-def test_missing_samples_file_is_a_clear_error(dummy_run: Path, tmp_path: Path,
+def test_missing_samples_file_cannot_be_judged(dummy_run: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     copy = planted_copy(dummy_run, tmp_path / "nosamples")
     samples_file(copy, ICL).unlink()
-    with pytest.raises(UserError, match=f"no per-sample log for task {ICL} .*rerun lm-eval with --log_samples"):
-        run_check(dummy_run, copy)
-    code, out, err = _check(["--baseline", str(dummy_run), "--candidate", str(copy)], capsys)
-    assert code == 2 and out == ""
-    assert err.startswith("icl-gen: error: no per-sample log") and err.count("\n") == 1
+    report = run_check(dummy_run, copy)
+    icl = next(t for t in report.tasks if t.task == ICL)
+    assert icl.status == "cannot-judge" and report.exit_code == EXIT_CANNOT_JUDGE
+    assert any(p.startswith("no per-sample log in the candidate") and p.endswith("rerun lm-eval with --log_samples")
+               for p in icl.problems)
+    code, out, _ = _check(["--baseline", str(dummy_run), "--candidate", str(copy)], capsys)
+    assert code == EXIT_CANNOT_JUDGE
+    assert f"- {ICL}:\n  - no per-sample log in the candidate" in out
 
 
-def test_runs_with_no_common_task(dummy_run: Path, tmp_path: Path) -> None:
+def test_baseline_task_missing_from_the_candidate(dummy_run: Path, tmp_path: Path) -> None:
     def rename(data: dict[str, Any]) -> None:
         for section in ("results", "configs", "versions"):
             data[section] = {f"x_{k}": v for k, v in data[section].items()}
     renamed = planted_copy(dummy_run, tmp_path / "renamed", rename)
-    with pytest.raises(UserError, match="share no task"):
-        run_check(dummy_run, renamed)
+    report = run_check(dummy_run, renamed)
+    assert report.exit_code == EXIT_CANNOT_JUDGE
+    assert {t.task: t.problems for t in report.tasks} == {
+        CLOSED: ("the candidate did not score this task",), ICL: ("the candidate did not score this task",)}
+    assert any("not in the baseline" in n for n in report.notes)
+
+
+def test_every_reason_is_listed(dummy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several things wrong with one task: each is named, not only the first one found."""
+    def bump_version(data: dict[str, Any]) -> None:
+        data["versions"][CLOSED] = 2.0
+
+    def damage(name: str, lines: list[dict[str, Any]]) -> None:
+        if name == CLOSED:
+            del lines[-2:]  # fewer items than the baseline, and than its own results file says
+            lines[0]["prompt_hash"] = "0" * 64
+            lines[1]["doc"]["id"] = "someone-else"
+            lines[2]["acc"] = 0.5
+    broken = planted_copy(dummy_run, tmp_path / "broken", bump_version, damage)
+    report = run_check(dummy_run, broken)
+    closed = next(t for t in report.tasks if t.task == CLOSED)
+    assert closed.status == "cannot-judge" and report.exit_code == EXIT_CANNOT_JUDGE
+    text = "\n".join(closed.problems)
+    for expected in ("task version 1.0 -> 2.0", "prompt_hash on 1 of 21", "holds 22 items but its results file "
+                     "reports 24", "did not score 3 of the baseline's 24 items", "scored 1 items the baseline did "
+                     "not (someone-else)", "'acc' is not 0 or 1 for 1 items"):
+        assert expected in text, text
+    assert len(closed.problems) == 6
+    code, out, _ = _check(["--baseline", str(dummy_run), "--candidate", str(broken)], capsys)
+    assert code == EXIT_CANNOT_JUDGE and out.count("\n  - ") == 6
+
+
+def test_a_regression_is_reported_beside_a_task_that_cannot_be_judged(dummy_run: Path, tmp_path: Path) -> None:
+    worse = planted_copy(dummy_run, tmp_path / "worse", edit_samples=_flip(CLOSED, 6))
+    samples_file(worse, ICL).unlink()
+    report = run_check(dummy_run, worse)
+    assert report.exit_code == EXIT_REGRESSION
+    assert report.verdict == f"REGRESSION in {CLOSED}; cannot judge {ICL}"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1.5, -1.0, "1", True, None])
+def test_a_per_sample_value_that_is_not_a_number_in_range(dummy_run: Path, tmp_path: Path, bad: Any) -> None:
+    def plant(name: str, lines: list[dict[str, Any]]) -> None:
+        if name == ICL:
+            lines[4]["acc"] = bad
+    copy = planted_copy(dummy_run, tmp_path / "bad", edit_samples=plant)
+    report = run_check(dummy_run, copy)
+    icl = next(t for t in report.tasks if t.task == ICL)
+    assert icl.status == "cannot-judge" and report.exit_code == EXIT_CANNOT_JUDGE
+    (problem,) = icl.problems
+    assert problem.startswith("the candidate's per-sample log is invalid: ")
+    assert ":5: not an lm-eval sample line: acc: expected " in problem
+
+
+def test_the_same_run_on_both_sides_cannot_be_judged(dummy_run: Path, tmp_path: Path) -> None:
+    (results,) = dummy_run.rglob("results_*.json")
+    link = tmp_path / "link"
+    link.symlink_to(dummy_run)
+    for baseline, candidate in ((dummy_run, dummy_run), (dummy_run, results), (link, dummy_run)):
+        report = run_check(baseline, candidate)
+        assert report.exit_code == EXIT_CANNOT_JUDGE
+        assert report.problems and "are the same run" in report.problems[0]
+    # A copy is a separate run: identical scores are a legitimate pass (test_identical_runs_pass).
 
 
 def test_statistics() -> None:
@@ -121,7 +199,7 @@ def test_statistics() -> None:
     assert mcnemar_exact(6, 0) == pytest.approx(1 / 64)
     assert mcnemar_exact(0, 6) == pytest.approx(1.0)
     assert mcnemar_exact(5, 5) == pytest.approx(0.623046875)
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [({"alpha": 0}, "alpha"), ({"max_drop": 1.5}, "max_drop"),

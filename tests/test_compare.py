@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from lm_eval_runs import TASKS, lm_eval_run, planted_copy, results_file
 
-from icl_generalization.analysis.compare import build_leaderboard, condition_of, to_csv, to_markdown, write_leaderboard
+from icl_generalization.analysis.compare import to_csv, to_markdown, write_leaderboard
+from icl_generalization.analysis.leaderboard import build_leaderboard, condition_of
 from icl_generalization.analysis.results import load_runs
 from icl_generalization.cli import main
 from icl_generalization.core.errors import UserError
@@ -212,7 +213,9 @@ def test_tiny_model_beside_the_dummy_and_gated_against_it(dummy_run: Path, tiny_
     report = run_check(dummy_run, tiny)
     assert {t.status for t in report.tasks} <= {"ok", "regression", "drop-not-significant"}
     assert all(t.n_paired == 24 for t in report.tasks)
-    assert run_check(tiny, tiny).exit_code == 0
+    # The same run on both sides cannot be judged; a copy of it is a separate run with equal scores.
+    assert run_check(tiny, tiny).exit_code == 2
+    assert run_check(tiny, shutil.copytree(tiny, tmp_path / "tiny-copy")).exit_code == 0
 
 
 def test_pretrained_above_chance_is_flagged_as_contamination(dummy_run: Path, tmp_path: Path) -> None:
@@ -256,3 +259,66 @@ def test_items_sharing_prompts_count_once_in_the_contamination_test(dummy_run: P
     # plain one over items.
     _, cell = pretrained_cell(dummy_run)
     assert cell.prompts == 24
+
+
+HOSTILE_FAMILY = "../../escaped"
+HOSTILE_SPLIT = "p2d|<img src=x onerror=alert(1)>"
+HOSTILE_MODEL = '=HYPERLINK("http://evil.example","click")'
+
+
+@pytest.fixture()
+def hostile_run(dummy_run: Path, tmp_path: Path) -> Path:
+    """Real results whose names (family, split, model, checkpoint) are attacks on paths, CSV and markup."""
+    def hostile(data: dict[str, Any]) -> None:
+        for name in TASKS:
+            data["configs"][name]["metadata"]["provenance"].update(family=HOSTILE_FAMILY, split=HOSTILE_SPLIT)
+        data["config"].update(model_args={"pretrained": HOSTILE_MODEL}, checkpoint="@SUM(A1)|`x`[y](z)",
+                              checkpoint_kind="ft")
+    return planted_copy(dummy_run, tmp_path / "hostile", hostile)
+
+
+def test_names_from_results_never_become_paths_or_formulas(hostile_run: Path, tmp_path: Path) -> None:
+    board = build_leaderboard(load_runs([hostile_run]))
+    out = tmp_path / "nest" / "board"
+    written = write_leaderboard(board, out)
+    assert written[f"png:{HOSTILE_FAMILY}"] == out / "escaped.png"
+    assert sorted(p.name for p in out.iterdir()) == ["escaped.png", "leaderboard.csv", "leaderboard.html",
+                                                      "leaderboard.json", "leaderboard.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile", "nest"]  # nothing escaped the folder
+    rows = list(csv.reader(io.StringIO((out / "leaderboard.csv").read_text())))
+    texts = [cell for row in rows for cell in row]
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in texts)
+    assert f"'{HOSTILE_MODEL}" in texts and "'@SUM(A1)|`x`[y](z)" in texts
+    numbers = [float(cell) for row in rows[1:] for cell in row[3:] if cell]
+    assert numbers and all(0 <= n <= 24 for n in numbers)  # numbers stay numbers
+
+
+def test_markdown_and_html_show_hostile_names_literally(hostile_run: Path) -> None:
+    from icl_generalization.analysis.html_report import to_html
+
+    board = build_leaderboard(load_runs([hostile_run]))
+    markdown = to_markdown(board)
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| model | condition |"))
+    assert header == r"| model | condition | p2d\|&lt;img src=x onerror=alert(1)&gt; |"
+    row = next(line for line in markdown.splitlines() if "HYPERLINK" in line)
+    assert len(re.findall(r"(?<!\\)\|", row)) == 4  # model, condition, one score: no injected column
+    assert r"@SUM(A1)\|\`x\`\[y\](z)" in row
+    page = to_html(board, {})
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'id="family-../../escaped"' in page  # an attribute value, quoted and escaped: inert
+
+
+def test_safe_text_helpers(tmp_path: Path) -> None:
+    from icl_generalization.analysis.safe_text import csv_text, inside, markdown_code, unique_slugs
+
+    assert unique_slugs(["reversal_curse", "a/b", "a b", "../..", ""]) == {
+        "reversal_curse": "reversal_curse", "a/b": "a-b", "a b": "a-b-2", "../..": "unnamed", "": "unnamed-2"}
+    assert inside(tmp_path, "x.png") == (tmp_path / "x.png").resolve()
+    for escape in ("../x.png", "/etc/x.png", "a/b.png"):
+        with pytest.raises(UserError, match="outside"):
+            inside(tmp_path, escape)
+    assert [csv_text(v) for v in ("=1+1", "+1", "-0.1", "@x", "\tx", "\rx", "ok", "")] == [
+        "'=1+1", "'+1", "'-0.1", "'@x", "'\tx", "'\rx", "ok", ""]
+    assert markdown_code("results/run_1") == "`results/run_1`"
+    assert markdown_code("a`b") == "``a`b``" and markdown_code("`a") == "`` `a ``"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from icl_generalization.analysis.compare import Cell, Column, Leaderboard, Row
+from icl_generalization.analysis.leaderboard import Cell, Column, Leaderboard, Row
 from icl_generalization.analysis.orderings import check_orderings
 from icl_generalization.core.errors import UserError
 from icl_generalization.data.checkers import check_dataset
@@ -108,11 +108,11 @@ def test_declared_chance_is_the_default_datasets(family: str) -> None:
 
 
 def test_config_overrides_are_validated_by_type_and_name_the_field() -> None:
-    with pytest.raises(UserError, match=r"syllogism: n_items: input should be a valid integer \(got '5'\)"):
+    with pytest.raises(UserError, match=r"syllogism: n_items: expected a valid integer \(got '5'\)"):
         build("syllogism", overrides={"n_items": "5"})
     with pytest.raises(UserError, match=r"syllogism: n_itemz: unknown field \(fields: n_items\)"):
         build("syllogism", overrides={"n_itemz": 5})
-    with pytest.raises(UserError, match=r"n_facts: input should be a valid integer \(got True\)"):
+    with pytest.raises(UserError, match=r"n_facts: expected a valid integer \(got True\)"):
         build("simple_reversal", overrides={"n_facts": True})
 
 

@@ -102,12 +102,12 @@ def test_shipped_recipes_load() -> None:
 
 
 @pytest.mark.parametrize(("body", "expected"), [
-    ("split: sideways", r"r\.yaml: split: input should be 'none', 'independent' or 'cumulative' \(got 'sideways'\)"),
+    ("split: sideways", r"r\.yaml: split: expected 'none', 'independent' or 'cumulative' \(got 'sideways'\)"),
     ("lora_rank: 8", r"r\.yaml: lora_rank: unknown field"),
     ("target_modules: 5", r"target_modules: expected 'all-linear' or a list of module names \(got 5\)"),
-    ("seed: x", r"seed: input should be a valid integer.*\(got 'x'\)"),
+    ("seed: x", r"seed: expected a valid integer.*\(got 'x'\)"),
     ("max_steps: true", r"max_steps: expected an integer, not a boolean"),
-    ("learning_rate: -1", r"learning_rate: input should be greater than 0 \(got -1\)"),
+    ("learning_rate: -1", r"learning_rate: expected greater than 0 \(got -1\)"),
     ("batch_size: 8\ngradient_accumulation_steps: 3", r"batch_size 8 is not a multiple of gradient_accumulation"),
     ("- a list", r"r\.yaml: expected a mapping of fields, got list"),
     ("a: [unclosed", r"r\.yaml: not valid YAML"),

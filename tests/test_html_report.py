@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from icl_generalization.analysis.compare import Cell, Column, Leaderboard, Row
 from icl_generalization.analysis.html_report import to_html
+from icl_generalization.analysis.leaderboard import Cell, Column, Leaderboard, Row
 
 
 def test_each_family_gets_its_own_table_with_its_own_rows() -> None:
@@ -27,3 +27,14 @@ def test_each_family_gets_its_own_table_with_its_own_rows() -> None:
     assert "<code>ffffffffffffffff</code>" in sections["fam_a"] and "<code>unknown</code>" in sections["fam_b"]
     assert '<img alt="fam_a" src="data:image/png;base64,iVBORw==">' in sections["fam_a"]
     assert "<img" not in sections["fam_b"]  # no figure given: no broken image
+
+
+def test_every_name_from_the_data_is_escaped() -> None:
+    """Quotes would end an attribute, tags would run script: names from results files show as text."""
+    evil = '"><script>alert(1)</script>'
+    row, col = Row(evil, evil, evil), Column(evil, evil)
+    board = Leaderboard(metric="acc", rows=(row,), columns=(col,), cells={(row, col): Cell(0.5, 0.1, 10, evil, evil)},
+                        chance={col: 0.25}, fingerprints={evil: evil}, runs=())
+    page = to_html(board, {evil: b"\x89PNG"})
+    assert "<script>" not in page and '"><script' not in page
+    assert page.count("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;") >= 6  # family, split, model, row, alt

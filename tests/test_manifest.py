@@ -81,14 +81,14 @@ def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
     ("name: [unclosed\n", "not valid YAML"),
     ("just a string\n", "not a YAML mapping"),
     ({k: v for k, v in _valid().items() if k != "adapter"}, "adapter: missing"),
-    (_valid() | {"kind": "pretrained"}, "kind: input should be 'ft' or 'aug_ft' (got 'pretrained')"),
-    (_valid() | {"manifest_version": 3}, "manifest_version: input should be 2 (got 3)"),
+    (_valid() | {"kind": "pretrained"}, "kind: expected 'ft' or 'aug_ft' (got 'pretrained')"),
+    (_valid() | {"manifest_version": 3}, "manifest_version: expected 2 (got 3)"),
     (_valid() | {"stpes": 4}, "stpes: unknown field"),
     (_with(("base", "config_sha256"), "abc"), "base.config_sha256: string should match pattern"),
     (_with(("adapter", "files"), {"../escape.safetensors": "1" * 64}), "no path separators"),
     (_with(("adapter", "files"), {"adapter_config.json": "1" * 64}), "expected a weights file"),
     (_with(("adapter", "sha256"), "6" * 64), "adapter.sha256: expected"),
-    (_with(("steps",), "many"), "steps: input should be a valid integer, unable to parse string as an integer"),
+    (_with(("steps",), "many"), "steps: expected a valid integer, unable to parse string as an integer"),
 ])
 def test_a_corrupt_manifest_is_one_line_naming_the_field(tmp_path: Path, data: Any, expected: str) -> None:
     assert expected in _refusal(_write(tmp_path, data))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from icl_generalization.analysis.compare import Cell, Column, Leaderboard, Row
+from icl_generalization.analysis.leaderboard import Cell, Column, Leaderboard, Row
 from icl_generalization.analysis.orderings import check_orderings, to_markdown
 
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")

@@ -1,31 +1,37 @@
 """``icl-gen check``: the CI regression gate between a baseline and a candidate lm-eval run.
 
-For every task both runs scored, the per-sample logs are paired item by item and the candidate's losses
+For every task of the baseline, the per-sample logs are paired item by item and the candidate's losses
 (items the baseline got right and the candidate wrong) are set against its wins. A task regresses when the
 paired drop is both **material** (larger than ``--max-drop``, absolute) and **significant** (McNemar's
 exact test, one-sided, on the discordant pairs, Holm-corrected across tasks): the tolerance keeps a
 one-item wobble from failing CI on a large task, the test keeps a few lost items on a small ``--limit``
 from counting as evidence.
 
-Runs that did not ask the same questions are not compared: a different dataset fingerprint, task version,
-or any of lm-eval's per-item hashes (document, prompt, target) is reported as **drift**, never as a
-regression. Exit codes: 0 no regression, 1 regression, 2 the runs cannot be compared (drift, no common
-task or item, missing per-sample logs).
+The gate must not pass by accident, so a task it could not compare in full is **cannot judge**, with every
+reason listed: the candidate lacks the task, the dataset fingerprints differ, a per-sample log is missing or
+invalid, the two runs scored different items, a per-item outcome is not 0 or 1, or the task version or
+lm-eval's per-item hashes (document, prompt, target) differ (that last kind, drift, may be allowed with
+``--allow-drift``: the paired items are then compared anyway and the drift is noted). Giving the same
+results file as both sides is refused the same way. Exit codes: :data:`EXIT_NO_REGRESSION` only when every
+baseline task was compared and none regressed, :data:`EXIT_REGRESSION` when one regressed (even if others
+could not be judged), :data:`EXIT_CANNOT_JUDGE` otherwise.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from icl_generalization.analysis.results import Run, TaskResult, date_id_of, load_runs, read_samples
-from icl_generalization.core.errors import DataError, UserError
+from icl_generalization.analysis.results import Run, Sample, TaskResult, date_id_of, load_runs, read_samples
+from icl_generalization.core.errors import UserError
 
-EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE = 0, 1, 2
+EXIT_NO_REGRESSION = 0
+EXIT_REGRESSION = 1
+EXIT_CANNOT_JUDGE = 2
 CORRECTIONS = ("holm", "none")
 HASHES = ("doc_hash", "prompt_hash", "target_hash")
+OK, REGRESSION, DROP_NOT_SIGNIFICANT, CANNOT_JUDGE = "ok", "regression", "drop-not-significant", "cannot-judge"
+EXAMPLES = 3  # item ids named in a reason, so a reader can look them up
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,8 @@ class CheckConfig:
     max_drop: float = 0.02
     metric: str = "acc"
     correction: str = "holm"
-    # Drift alone makes the gate answer "cannot compare" (exit 2) unless allowed: an unvetted task
-    # should not pass CI silently because its prompt changed.
+    # A changed task version or prompt makes a task "cannot judge" unless allowed: an unvetted task should
+    # not pass CI silently because its prompt changed. Different data (fingerprints) is never allowed.
     allow_drift: bool = False
 
     def __post_init__(self) -> None:
@@ -52,8 +58,11 @@ class CheckConfig:
 @dataclass(frozen=True)
 class TaskCheck:
     task: str
-    status: str  # ok | regression | drop-not-significant | drift
-    reason: str = ""
+    status: str  # ok | regression | drop-not-significant | cannot-judge
+    # Why the task cannot be judged (status cannot-judge); every reason found, not only the first.
+    problems: tuple[str, ...] = ()
+    # Allowed drift the comparison went ahead despite (--allow-drift).
+    notes: tuple[str, ...] = ()
     n_paired: int = 0
     baseline: float | None = None
     candidate: float | None = None
@@ -73,40 +82,52 @@ class CheckReport:
     candidate: str
     config: CheckConfig
     tasks: tuple[TaskCheck, ...]
+    # Reasons that concern the whole comparison (the same run on both sides, an empty baseline).
+    problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    def _with(self, status: str) -> list[str]:
+        return [t.task for t in self.tasks if t.status == status]
 
     @property
     def exit_code(self) -> int:
-        statuses = {t.status for t in self.tasks}
-        if "regression" in statuses:
+        if self._with(REGRESSION):
             return EXIT_REGRESSION
-        if not statuses - {"drift"} or ("drift" in statuses and not self.config.allow_drift):
-            return EXIT_INCOMPARABLE
-        return EXIT_OK
+        if self.problems or self._with(CANNOT_JUDGE) or not self.tasks:
+            return EXIT_CANNOT_JUDGE
+        return EXIT_NO_REGRESSION
 
     @property
     def verdict(self) -> str:
-        code = self.exit_code
-        if code == EXIT_REGRESSION:
-            names = ", ".join(t.task for t in self.tasks if t.status == "regression")
-            return f"REGRESSION in {names}"
-        if code == EXIT_INCOMPARABLE:
-            names = ", ".join(t.task for t in self.tasks if t.status == "drift")
-            return f"CANNOT COMPARE: drift in {names}"
+        unjudged = self._with(CANNOT_JUDGE)
+        if self._with(REGRESSION):
+            also = f"; cannot judge {', '.join(unjudged)}" if unjudged else ""
+            return f"REGRESSION in {', '.join(self._with(REGRESSION))}{also}"
+        if self.exit_code == EXIT_CANNOT_JUDGE:
+            return f"CANNOT JUDGE: {', '.join(unjudged) or 'the runs'} (reasons below)"
         return "no regression"
 
 
-def latest_tasks(runs: list[Run]) -> dict[str, tuple[Run, TaskResult]]:
+def latest_run_per_task(runs: list[Run]) -> dict[str, tuple[Run, TaskResult]]:
     """Task name -> the latest run that scored it (runs come oldest first)."""
     return {name: (run, task) for run in runs for name, task in run.tasks.items()}
 
 
-def _samples(run: Run, task: TaskResult) -> dict[str, Any]:
+def _read_log(side: str, run: Run, task: TaskResult, problems: list[str]) -> dict[str, Sample] | None:
+    """The task's per-sample log, or None with the reason added to ``problems``."""
     if task.samples_file is None:
         expected = run.path.parent / f"samples_{task.name}_{date_id_of(run.path)}.jsonl"
-        raise DataError(f"no per-sample log for task {task.name} of {run.path} (expected {expected}); "
-                        "rerun lm-eval with --log_samples")
-    return read_samples(task.samples_file)
+        problems.append(f"no per-sample log in the {side} (expected {expected}); rerun lm-eval with --log_samples")
+        return None
+    try:
+        samples = read_samples(task.samples_file)
+    except UserError as exc:
+        problems.append(f"the {side}'s per-sample log is invalid: {exc}")
+        return None
+    if task.n and len(samples) != task.n:
+        problems.append(f"the {side}'s per-sample log holds {len(samples)} items but its results file "
+                        f"reports {task.n} (a truncated or foreign log)")
+    return samples
 
 
 def mcnemar_exact(losses: int, wins: int) -> float:
@@ -118,7 +139,7 @@ def mcnemar_exact(losses: int, wins: int) -> float:
     return float(binomtest(losses, losses + wins, 0.5, alternative="greater").pvalue)
 
 
-def holm(p_values: list[float]) -> list[float]:
+def holm_adjust(p_values: list[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (family-wise error over the tasks of one gate)."""
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     adjusted = [0.0] * len(p_values)
@@ -129,119 +150,125 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def _drift(base: TaskResult, cand: TaskResult) -> str:
+def _examples(keys: set[str]) -> str:
+    shown = sorted(keys)[:EXAMPLES]
+    return ", ".join(shown) + (", ..." if len(keys) > EXAMPLES else "")
+
+
+def _data_problems(base: TaskResult, cand: TaskResult) -> list[str]:
+    if base.fingerprint != cand.fingerprint:
+        return [f"dataset fingerprint {(base.fingerprint or 'not recorded')[:12]} in the baseline, "
+                f"{(cand.fingerprint or 'not recorded')[:12]} in the candidate (different data)"]
+    return []
+
+
+def _item_problems(b_samples: dict[str, Sample], c_samples: dict[str, Sample]) -> list[str]:
+    problems = []
+    if missing := set(b_samples) - set(c_samples):
+        problems.append(f"the candidate did not score {len(missing)} of the baseline's {len(b_samples)} items "
+                        f"({_examples(missing)})")
+    if extra := set(c_samples) - set(b_samples):
+        problems.append(f"the candidate scored {len(extra)} items the baseline did not ({_examples(extra)})")
+    return problems
+
+
+def _drift(base: TaskResult, cand: TaskResult, b_samples: dict[str, Sample] | None,
+           c_samples: dict[str, Sample] | None) -> list[str]:
+    """Same data, different questions: a new task version, or other documents, prompts or targets."""
+    drift = []
     if base.version != cand.version:
-        return f"task version {base.version} -> {cand.version}"
-    if base.fingerprint and cand.fingerprint and base.fingerprint != cand.fingerprint:
-        return f"dataset fingerprint {base.fingerprint[:12]} -> {cand.fingerprint[:12]}"
-    return ""
+        drift.append(f"task version {base.version} -> {cand.version}")
+    if b_samples is not None and c_samples is not None:
+        keys = set(b_samples) & set(c_samples)
+        changed = {h: sum(getattr(b_samples[k], h) != getattr(c_samples[k], h) for k in keys) for h in HASHES}
+        if any(changed.values()):
+            which = ", ".join(f"{h} on {n}" for h, n in changed.items() if n)
+            drift.append(f"the items differ ({which} of {len(keys)} paired items)")
+    return drift
 
 
-def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run, TaskResult],
+def _outcomes(side: str, samples: dict[str, Sample], metric: str, problems: list[str]) -> dict[str, bool]:
+    """Item -> right or wrong; McNemar's test needs 0/1 outcomes, so anything else is a problem."""
+    outcomes: dict[str, bool] = {}
+    absent, other = [], []
+    for key, sample in samples.items():
+        value = sample.metrics.get(metric)
+        if value is None:
+            absent.append(key)
+        elif value not in (0.0, 1.0):
+            other.append(f"{key} = {value}")
+        else:
+            outcomes[key] = value == 1.0
+    if absent:
+        problems.append(f"the {side}'s per-sample log has no {metric!r} for {len(absent)} items "
+                        f"({_examples(set(absent))})")
+    if other:
+        problems.append(f"the {side}'s per-sample {metric!r} is not 0 or 1 for {len(other)} items "
+                        f"({', '.join(sorted(other)[:EXAMPLES])})")
+    return outcomes
+
+
+def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run, TaskResult] | None,
                config: CheckConfig) -> TaskCheck:
-    """Pair one task's items; return drift, or the paired counts and the McNemar p-value."""
-    b_samples, c_samples = _samples(*baseline), _samples(*candidate)
-    reason = _drift(baseline[1], candidate[1])
-    if reason:
-        return TaskCheck(name, "drift", reason)
-    keys = sorted(set(b_samples) & set(c_samples))
-    if not keys:
-        return TaskCheck(name, "drift", "no item in common (different documents)")
-    changed = {h: sum(getattr(b_samples[k], h) != getattr(c_samples[k], h) for k in keys) for h in HASHES}
-    if any(changed.values()):
-        which = ", ".join(f"{h} on {n}" for h, n in changed.items() if n)
-        return TaskCheck(name, "drift", f"the items differ ({which} of {len(keys)} paired items)")
-    losses = wins = b_right = c_right = 0
-    for key in keys:
-        try:
-            b, c = b_samples[key].metrics[config.metric], c_samples[key].metrics[config.metric]
-        except KeyError:
-            raise UserError(f"task {name}: the samples have no per-item {config.metric!r}") from None
-        b_right, c_right = b_right + (b >= 0.5), c_right + (c >= 0.5)
-        losses += b >= 0.5 > c
-        wins += c >= 0.5 > b
-    unpaired = len(set(b_samples) ^ set(c_samples))
-    return TaskCheck(name, "ok", f"{unpaired} unpaired items left out" if unpaired else "", len(keys),
-                     b_right / len(keys), c_right / len(keys), losses, wins, mcnemar_exact(losses, wins))
+    """Everything that keeps the task from being compared, or the paired counts and the McNemar p-value."""
+    if candidate is None:
+        return TaskCheck(name, CANNOT_JUDGE, ("the candidate did not score this task",))
+    (b_run, base), (c_run, cand) = baseline, candidate
+    problems = _data_problems(base, cand)
+    b_samples = _read_log("baseline", b_run, base, problems)
+    c_samples = _read_log("candidate", c_run, cand, problems)
+    drift = _drift(base, cand, b_samples, c_samples)
+    notes: tuple[str, ...] = ()
+    if config.allow_drift:
+        notes = tuple(f"drift allowed: {d}" for d in drift)
+    else:
+        problems += [f"drift: {d} (--allow-drift compares them anyway)" for d in drift]
+    if b_samples is None or c_samples is None:
+        return TaskCheck(name, CANNOT_JUDGE, tuple(problems), notes)
+    problems += _item_problems(b_samples, c_samples)
+    b_right = _outcomes("baseline", b_samples, config.metric, problems)
+    c_right = _outcomes("candidate", c_samples, config.metric, problems)
+    if problems:
+        return TaskCheck(name, CANNOT_JUDGE, tuple(problems), notes)
+    keys = sorted(b_right)  # the same items on both sides, or a problem was recorded above
+    losses = sum(b_right[k] and not c_right[k] for k in keys)
+    wins = sum(c_right[k] and not b_right[k] for k in keys)
+    return TaskCheck(name, OK, (), notes, len(keys), sum(b_right.values()) / len(keys),
+                     sum(c_right.values()) / len(keys), losses, wins, mcnemar_exact(losses, wins))
 
 
-def _decide(checks: list[TaskCheck], config: CheckConfig) -> list[TaskCheck]:
+def _apply_thresholds(checks: list[TaskCheck], config: CheckConfig) -> list[TaskCheck]:
+    """Correct the compared tasks' p-values together, then call each drop a regression or noise."""
     tested = [t for t in checks if t.p_value is not None]
     raw = [t.p_value for t in tested if t.p_value is not None]
-    adjusted = dict(zip((t.task for t in tested), holm(raw) if config.correction == "holm" else raw, strict=True))
+    adjusted = dict(zip((t.task for t in tested), holm_adjust(raw) if config.correction == "holm" else raw,
+                        strict=True))
     out = []
     for t in checks:
         if t.p_value is None:
             out.append(t)
             continue
         p_adj = adjusted[t.task]
-        drop = -(t.delta or 0.0)
-        status = "ok"
-        if drop > config.max_drop:
-            status = "regression" if p_adj < config.alpha else "drop-not-significant"
-        out.append(TaskCheck(t.task, status, t.reason, t.n_paired, t.baseline, t.candidate, t.losses, t.wins,
-                             t.p_value, p_adj))
+        status = OK
+        if -(t.delta or 0.0) > config.max_drop:
+            status = REGRESSION if p_adj < config.alpha else DROP_NOT_SIGNIFICANT
+        out.append(replace(t, status=status, p_adjusted=p_adj))
     return out
 
 
 def run_check(baseline: Path, candidate: Path, config: CheckConfig | None = None) -> CheckReport:
     config = config or CheckConfig()
-    base, cand = latest_tasks(load_runs([baseline])), latest_tasks(load_runs([candidate]))
-    common = sorted(set(base) & set(cand))
-    if not common:
-        raise UserError(f"the baseline ({', '.join(sorted(base)) or 'no tasks'}) and the candidate "
-                        f"({', '.join(sorted(cand)) or 'no tasks'}) share no task; nothing to compare")
-    checks = _decide([check_task(name, base[name], cand[name], config) for name in common], config)
+    base_runs, cand_runs = load_runs([baseline]), load_runs([candidate])
+    problems = []
+    # The same files on both sides would always "pass": two separate runs with equal scores are fine.
+    if same := {r.path.resolve() for r in base_runs} & {r.path.resolve() for r in cand_runs}:
+        problems.append(f"the baseline and the candidate are the same run ({', '.join(map(str, sorted(same)))})")
+    base, cand = latest_run_per_task(base_runs), latest_run_per_task(cand_runs)
+    if not base:
+        problems.append(f"the baseline {baseline} holds no scored task")
+    checks = _apply_thresholds([check_task(name, base[name], cand.get(name), config) for name in sorted(base)],
+                               config)
     notes = []
-    if only := sorted(set(base) - set(cand)):
-        notes.append(f"not in the candidate (not checked): {', '.join(only)}")
     if only := sorted(set(cand) - set(base)):
         notes.append(f"not in the baseline (not checked): {', '.join(only)}")
-    return CheckReport(str(baseline), str(candidate), config, tuple(checks), tuple(notes))
-
-
-def _num(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def _p(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3g}"
-
-
-def to_markdown(report: CheckReport) -> str:
-    cfg = report.config
-    lines = [
-        "# icl-gen check", "",
-        f"**{report.verdict}** (exit {report.exit_code})", "",
-        f"baseline `{report.baseline}`, candidate `{report.candidate}`; metric `{cfg.metric}`; a regression is a "
-        f"paired drop above {cfg.max_drop} with McNemar p < {cfg.alpha} ({cfg.correction} correction)", "",
-        "| task | status | paired items | baseline | candidate | Δ | lost | won | p | p adj. | note |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for t in report.tasks:
-        lines.append(f"| {t.task} | {t.status} | {t.n_paired} | {_num(t.baseline)} | {_num(t.candidate)} | "
-                     f"{_num(t.delta, True)} | {t.losses} | {t.wins} | {_p(t.p_value)} | {_p(t.p_adjusted)} | "
-                     f"{t.reason.replace('|', '/')} |")
-    if report.notes:
-        lines += [""] + [f"- {note}" for note in report.notes]
-    return "\n".join(lines) + "\n"
-
-
-def to_json(report: CheckReport) -> str:
-    payload = {
-        "baseline": report.baseline, "candidate": report.candidate, "config": asdict(report.config),
-        "exit_code": report.exit_code, "verdict": report.verdict, "notes": list(report.notes),
-        "tasks": [{**asdict(t), "delta": t.delta} for t in report.tasks],
-    }
-    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
-
-
-def write_report(report: CheckReport, out: Path) -> tuple[Path, Path]:
-    from icl_generalization.core.paths import atomic_write_text
-
-    md, js = Path(out) / "check.md", Path(out) / "check.json"
-    atomic_write_text(md, to_markdown(report))
-    atomic_write_text(js, to_json(report))
-    return md, js
+    return CheckReport(str(baseline), str(candidate), config, tuple(checks), tuple(problems), tuple(notes))

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 from html import escape
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from icl_generalization.analysis.compare import Leaderboard
+from icl_generalization.analysis.leaderboard import Leaderboard, format_cell
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -24,19 +22,16 @@ code { font-size: 90%; }
 
 def _table(board: Leaderboard, family: str) -> str:
     """One family's table: only the rows with a score in it (a finetuned checkpoint usually covers one)."""
-    from icl_generalization.analysis.compare import format_cell
-
     columns = board.columns_of(family)
     head = "<th>model</th><th>condition</th>" + "".join(f"<th>{escape(c.split)}</th>" for c in columns)
     body = []
     for row in board.rows:
         if not any((row, c) in board.cells for c in columns):
             continue
-        model = row.model if not row.checkpoint else f"{row.model} + {row.checkpoint}"
         tds = "".join(
             f'<td class="num" data-column="{escape(c.label)}">{escape(format_cell(board.cells.get((row, c))))}</td>'
             for c in columns)
-        body.append(f'<tr data-row="{escape(row.label)}"><td>{escape(model)}</td>'
+        body.append(f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td>'
                     f"<td>{escape(row.condition)}</td>{tds}</tr>")
     chance = "".join(f'<td class="num">{"–" if board.chance[c] is None else f"{board.chance[c]:.3f}"}</td>'
                      for c in columns)

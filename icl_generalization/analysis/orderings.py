@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from icl_generalization.analysis.compare import Leaderboard
+from icl_generalization.analysis.leaderboard import Leaderboard
 from icl_generalization.data.families import FAMILIES
 from icl_generalization.data.family import Relation
 

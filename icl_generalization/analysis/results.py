@@ -17,15 +17,23 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from pydantic import JsonValue, ValidationError
+
+from icl_generalization.analysis.results_schema import (
+    DEFAULT_FILTER,
+    Provenance,
+    ResultsFile,
+    RunConfig,
+    SampleLine,
+    invalid,
+)
 from icl_generalization.core.errors import DataError, UserError
 from icl_generalization.data.records import iter_jsonl
 
 # Keys of ``config.model_args`` that name the model, in the order lm-eval itself looks for them
 # (``peft``/``delta`` are adapters, reported as the checkpoint instead).
 MODEL_NAME_KEYS = ("pretrained", "model", "path", "engine")
-DEFAULT_FILTER = "none"
 
 
 @dataclass(frozen=True)
@@ -53,24 +61,24 @@ class TaskResult:
     version: str
     n: int
     metrics: Mapping[str, float | None]
-    provenance: Mapping[str, Any]
+    provenance: Provenance
     samples_file: Path | None
 
     @property
     def family(self) -> str | None:
-        return self.provenance.get("family")
+        return self.provenance.family
 
     @property
     def split(self) -> str | None:
-        return self.provenance.get("split")
+        return self.provenance.split
 
     @property
     def condition(self) -> str | None:
-        return self.provenance.get("condition")
+        return self.provenance.condition
 
     @property
     def fingerprint(self) -> str | None:
-        return self.provenance.get("fingerprint")
+        return self.provenance.fingerprint
 
     def value(self, metric: str) -> float | None:
         return self.metrics.get(metric)
@@ -131,24 +139,25 @@ def samples_file_for(results_file: Path, task: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _load_results(path: Path) -> ResultsFile:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict) \
-            or not isinstance(data.get("configs"), dict):
-        raise DataError(f"{path}: not an lm-eval results file (no 'results' and 'configs' objects)")
-    return data
+    try:
+        return ResultsFile.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(str(path), "an lm-eval results file", exc) from None
 
 
-def _model_args(config: Mapping[str, Any]) -> dict[str, Any]:
-    args = config.get("model_args") or {}
+def _model_args(config: RunConfig) -> dict[str, JsonValue]:
+    args = config.model_args or {}
     if isinstance(args, str):
         from lm_eval.utils import simple_parse_args_string
 
-        args = simple_parse_args_string(args)
-    return dict(args) if isinstance(args, Mapping) else {}
+        parsed: dict[str, JsonValue] = simple_parse_args_string(args)
+        return parsed
+    return dict(args)
 
 
 def _short_name(name: str) -> str:
@@ -157,70 +166,49 @@ def _short_name(name: str) -> str:
     return Path(name).name if name.startswith(("/", "~", ".")) else name
 
 
-def _model_identity(config: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+def _text(value: JsonValue) -> str | None:
+    return str(value) if value else None
+
+
+def _model_identity(config: RunConfig) -> tuple[str, str | None, str | None, str | None]:
     args = _model_args(config)
-    model_type = str(config.get("model") or "unknown")
+    model_type = config.model or "unknown"
     name = next((str(args[k]) for k in MODEL_NAME_KEYS if args.get(k)), None)
     if name is None and model_type == "icl-gen":
         from icl_generalization.weights.default_model import DEFAULT_MODEL
 
         name = DEFAULT_MODEL
-    checkpoint = config.get("checkpoint") or args.get("checkpoint")
-    adapter = args.get("peft") or args.get("delta")
+    checkpoint = config.checkpoint or _text(args.get("checkpoint"))
+    adapter = _text(args.get("peft")) or _text(args.get("delta"))
     if not checkpoint and adapter:
-        checkpoint = _short_name(str(adapter))
-    kind = config.get("checkpoint_kind") or args.get("checkpoint_kind")
-    sha = config.get("checkpoint_sha256") or args.get("checkpoint_sha256")
-    return (_short_name(name or model_type), _short_name(str(checkpoint)) if checkpoint else None,
-            str(kind) if kind else None, str(sha) if sha else None)
+        checkpoint = _short_name(adapter)
+    kind = config.checkpoint_kind or _text(args.get("checkpoint_kind"))
+    sha = config.checkpoint_sha256 or _text(args.get("checkpoint_sha256"))
+    return _short_name(name or model_type), _short_name(checkpoint) if checkpoint else None, kind, sha
 
 
-def _task_metrics(entry: Mapping[str, Any]) -> dict[str, float | None]:
-    metrics: dict[str, float | None] = {}
-    for key, value in entry.items():
-        metric, sep, filt = key.partition(",")
-        if not sep or filt != DEFAULT_FILTER:
-            continue
-        metrics[metric] = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    return metrics
-
-
-def _task_n(data: Mapping[str, Any], task: str) -> int:
-    entry = data["results"].get(task, {})
-    if isinstance(entry.get("sample_len"), int):
-        return int(entry["sample_len"])
-    effective = (data.get("n-samples") or {}).get(task, {}).get("effective")
-    return int(effective) if isinstance(effective, int) else 0
-
-
-def _provenance(task_config: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = task_config.get("metadata") or {}
-    provenance = dict(metadata.get("provenance") or {})
-    # Older or foreign task configs may lack the recorded provenance; the loader's identity still
-    # sits in dataset_kwargs, which lm-eval always writes back.
-    for key, value in (task_config.get("dataset_kwargs") or {}).items():
-        if key in ("family", "split", "condition"):
-            provenance.setdefault(key, value)
-    return provenance
+def _task_n(data: ResultsFile, task: str) -> int:
+    sample_len = data.results[task].sample_len
+    if sample_len is not None:
+        return sample_len
+    counts = data.n_samples.get(task)
+    return counts.effective if counts is not None and counts.effective is not None else 0
 
 
 def load_run(results_file: Path) -> Run:
-    data = _load_json(results_file)
-    config = data.get("config") or {}
-    model, checkpoint, kind, sha = _model_identity(config)
+    data = _load_results(results_file)
+    model, checkpoint, kind, sha = _model_identity(data.config)
     tasks: dict[str, TaskResult] = {}
-    for name, task_config in data["configs"].items():
-        if name not in data["results"]:
+    for name, task_config in data.configs.items():
+        if name not in data.results:
             continue
-        version = (data.get("versions") or {}).get(name, (task_config.get("metadata") or {}).get("version"))
+        version = data.versions.get(name, task_config.metadata.version if task_config.metadata else None)
         tasks[name] = TaskResult(
-            name=name, version=str(version), n=_task_n(data, name), metrics=_task_metrics(data["results"][name]),
-            provenance=_provenance(task_config), samples_file=samples_file_for(results_file, name),
+            name=name, version=str(version), n=_task_n(data, name), metrics=data.results[name].metrics(),
+            provenance=task_config.provenance(), samples_file=samples_file_for(results_file, name),
         )
-    date = data.get("date")
-    return Run(path=results_file, date_id=date_id_of(results_file),
-               date=float(date) if isinstance(date, int | float) else 0.0, model=model,
-               model_type=str(config.get("model") or "unknown"), checkpoint=checkpoint, checkpoint_kind=kind,
+    return Run(path=results_file, date_id=date_id_of(results_file), date=data.date or 0.0, model=model,
+               model_type=data.config.model or "unknown", checkpoint=checkpoint, checkpoint_kind=kind,
                checkpoint_sha256=sha, tasks=tasks)
 
 
@@ -236,7 +224,7 @@ def load_runs(paths: Iterable[Path]) -> list[Run]:
     return sorted(runs, key=lambda r: (r.date, r.date_id, str(r.path)))
 
 
-def _count(value: Any) -> int | None:
+def _count(value: object) -> int | None:
     if isinstance(value, list):
         return len(value)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -244,29 +232,24 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _parse_sample(raw: Mapping[str, Any], where: str) -> Sample:
-    doc = raw.get("doc")
-    if not isinstance(doc, Mapping):
-        doc = {}
+def _parse_sample(raw: Mapping[str, JsonValue], where: str) -> Sample:
     try:
-        doc_id = int(raw["doc_id"])
-        hashes = (str(raw["doc_hash"]), str(raw["prompt_hash"]), str(raw["target_hash"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{where}: not an lm-eval sample line (missing {exc})") from None
-    metric_names = raw.get("metrics") or []
-    metrics = {m: float(raw[m]) for m in metric_names if isinstance(raw.get(m), int | float)}
-    n_choices = _count(doc.get("choices"))
-    if n_choices is None and isinstance(raw.get("arguments"), Mapping):
-        n_choices = len(raw["arguments"])  # one loglikelihood request per choice
-    n_gold = _count(doc.get("gold"))
+        line = SampleLine.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid(where, "an lm-eval sample line", exc) from None
+    doc = line.doc
+    n_choices = _count(doc.choices) if doc.choices is not None else None
+    if n_choices is None and line.arguments is not None:
+        n_choices = len(line.arguments)  # one loglikelihood request per choice
+    n_gold = _count(doc.gold) if doc.gold is not None else None
     if n_gold is None:
         try:
-            n_gold = _count(json.loads(str(raw.get("target"))))
+            n_gold = _count(json.loads(str(line.target)))
         except json.JSONDecodeError:
             n_gold = None
-    return Sample(doc_id=doc_id, key=str(doc.get("id", doc_id)), metrics=metrics, doc_hash=hashes[0],
-                  prompt_hash=hashes[1], target_hash=hashes[2], fingerprint=doc.get("fingerprint"),
-                  n_choices=n_choices, n_gold=n_gold)
+    return Sample(doc_id=line.doc_id, key=str(doc.id if doc.id is not None else line.doc_id),
+                  metrics=line.metric_values(), doc_hash=line.doc_hash, prompt_hash=line.prompt_hash,
+                  target_hash=line.target_hash, fingerprint=doc.fingerprint, n_choices=n_choices, n_gold=n_gold)
 
 
 def read_samples(path: Path) -> dict[str, Sample]:
@@ -286,9 +269,8 @@ def read_samples(path: Path) -> dict[str, Sample]:
 
 def chance_level(task: TaskResult, samples: Mapping[str, Sample] | None = None) -> float | None:
     """Accuracy of guessing: recorded in the provenance, else the mean of |gold| / |choices| over the items."""
-    recorded = task.provenance.get("chance")
-    if isinstance(recorded, int | float):
-        return float(recorded)
+    if task.provenance.chance is not None:
+        return task.provenance.chance
     if samples is None and task.samples_file is not None:
         samples = read_samples(task.samples_file)
     if not samples:

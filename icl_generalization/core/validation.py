@@ -1,57 +1,97 @@
 """Parsing untrusted values into typed, validated objects at the package's boundary (pydantic models).
 
-Every file and option the user hands in goes through :func:`parse`, so a bad value always gives the same kind of
-message: one line naming where the value came from, the field, the value and what was expected.
+Every file and option the user hands in goes through :func:`parse` (or a model's own ``model_validate`` with
+:func:`describe` on failure), so a bad value always gives the same kind of message: one line naming where the
+value came from, the field, what was expected and the value itself.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from icl_generalization.core.errors import UserError
 
 Model = TypeVar("Model", bound=BaseModel)
 # A value quoted in a message is cut, so that a huge or binary value cannot flood the terminal.
 _SHOWN_CHARS = 60
+# A message names at most this many problems; the rest are counted.
+_MOST_PROBLEMS = 3
+# pydantic names the alternative of a union it tried (`str`, `list[int]`...) in the location; that says
+# nothing to the user and is left out.
+_UNION_LABELS = ("str", "int", "float", "bool", "none")
+_UNION_LABEL_PREFIXES = ("list[", "dict[", "tuple[", "literal[", "constrained-", "function-", "json-or-python[",
+                         "nullable[", "lax-or-strict[")
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
 
 
-def field_name(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as the user wrote it: ``adapter.files['a.bin']``, ``choices[2]``."""
+def field_name(error: ErrorDetails) -> str:
+    """Where the error is, as the user wrote it: ``adapter.files['a.bin']``, ``choices[2]``, ``results.t.acc``.
+
+    A validator that checks values under keys it does not know in advance (metric names) reports the key in
+    its context as ``field``, since pydantic's location stops at the object holding it.
+    """
+    parts: list[int | str] = [p for p in error["loc"] if not (isinstance(p, str) and (
+        p == "[key]" or p in _UNION_LABELS or p.startswith(_UNION_LABEL_PREFIXES)))]
+    ctx = error.get("ctx") or {}
+    if "field" in ctx:
+        parts.append(str(ctx["field"]))
     name = ""
-    for part in loc:
-        if part == "[key]":  # pydantic's marker for "the key itself", not a field
-            continue
-        if isinstance(part, str) and part.isidentifier():
+    for part in parts:
+        if isinstance(part, str) and part.replace(",", "").replace("-", "").isidentifier():
             name += f".{part}" if name else part
         else:
             name += f"[{part!r}]"
     return name
 
 
-def describe(exc: ValidationError, where: str) -> str:
-    """One line for a pydantic error: ``where: field: what was expected (got value)``; several joined by ``;``."""
-    parts = []
-    for error in exc.errors():
-        field = field_name(error["loc"])
-        # pydantic prefixes the text of a ValueError raised by a validator; the text alone is the message.
-        message = error["msg"].removeprefix("Value error, ")
-        message = message[0].lower() + message[1:]
-        if error["type"] == "extra_forbidden":
-            parts.append(f"{field}: unknown field")
-        elif error["type"] == "missing":
-            parts.append(f"{field}: missing")
-        elif not field:  # a rule over several fields: its message names them
-            parts.append(message)
+def _expected(error: ErrorDetails) -> str:
+    # pydantic prefixes the text of a ValueError raised by a validator; the text alone is the message.
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        return "expected " + message.removeprefix("Input should be ").rstrip(".")
+    return message[:1].lower() + message[1:]
+
+
+def _grouped(errors: list[ErrorDetails]) -> list[list[ErrorDetails]]:
+    """Consecutive errors about one value from the alternatives of a union are one problem."""
+    groups: list[list[ErrorDetails]] = []
+    for error in errors:
+        last = groups[-1][-1] if groups else None
+        if (last is not None and error["type"] != "missing" and field_name(last) == field_name(error)
+                and last["input"] is error["input"]):
+            groups[-1].append(error)
         else:
-            parts.append(f"{field}: {message} (got {_shown(error['input'])})")
-    return f"{where}: " + "; ".join(parts)
+            groups.append([error])
+    return groups
+
+
+def _problem(group: list[ErrorDetails]) -> str:
+    first = group[0]
+    field = field_name(first)
+    if first["type"] == "extra_forbidden":
+        return f"{field}: unknown field"
+    if first["type"] == "missing":
+        return f"{field}: missing"
+    expected = " or ".join(dict.fromkeys(_expected(e) for e in group)).replace(" or expected ", " or ")
+    if not field:  # a rule over several fields: its message names them
+        return expected
+    ctx = first.get("ctx") or {}
+    value = ctx["value"] if "field" in ctx and "value" in ctx else first["input"]
+    return f"{field}: {expected} (got {_shown(value)})"
+
+
+def describe(exc: ValidationError, where: str) -> str:
+    """One line for a pydantic error: ``where: field: what was expected (got value)``, problems joined by ``;``."""
+    groups = _grouped(exc.errors())
+    more = f" (and {len(groups) - _MOST_PROBLEMS} more)" if len(groups) > _MOST_PROBLEMS else ""
+    return f"{where}: " + "; ".join(_problem(g) for g in groups[:_MOST_PROBLEMS]) + more
 
 
 def parse(model: type[Model], data: object, where: str) -> Model:

@@ -154,7 +154,8 @@ def plan_stages(model: str, preset: Preset, out: Path, families: list[str]) -> l
 
 
 def _leaderboard(folder: Path, out: Path, preset: Preset, model: str) -> dict[str, Any]:
-    from icl_generalization.analysis.compare import build_leaderboard, to_markdown, write_leaderboard
+    from icl_generalization.analysis.compare import to_markdown, write_leaderboard
+    from icl_generalization.analysis.leaderboard import build_leaderboard
     from icl_generalization.analysis.orderings import check_orderings
     from icl_generalization.analysis.orderings import to_markdown as orderings_markdown
     from icl_generalization.analysis.results import load_runs

@@ -1,0 +1,138 @@
+"""Reading lm-eval output through the validated models: real output loads, hostile files are one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval_runs import TASKS, planted_copy, results_file, samples_file
+
+from icl_generalization.analysis.results import load_runs, read_samples
+from icl_generalization.cli import main
+from icl_generalization.core.errors import UserError
+
+CLOSED, ICL = TASKS
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _set(*path: str, value: Any) -> Edit:
+    def edit(data: dict[str, Any]) -> None:
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+def test_real_output_loads_with_its_provenance(dummy_run: Path) -> None:
+    (run,) = load_runs([dummy_run])
+    task = run.tasks[CLOSED]
+    assert (task.family, task.split, task.condition, task.n) == ("reversal_curse", "p2d_reverse", "closed_book", 24)
+    assert task.provenance.chance == 0.25 and task.provenance.n_prompts == 300
+    assert task.value("acc") is not None and 0 <= (task.stderr("acc") or 0) < 1
+    assert task.samples_file is not None and len(read_samples(task.samples_file)) == 24
+
+
+def test_results_older_than_the_recorded_provenance_still_load(dummy_run: Path, tmp_path: Path) -> None:
+    """Before ``metadata.provenance`` the task identity sat only in ``dataset_kwargs``; stderr may be N/A."""
+    def old(data: dict[str, Any]) -> None:
+        for name in TASKS:
+            data["configs"][name]["metadata"] = {"version": 1.0}
+            data["results"][name]["acc_stderr,none"] = "N/A"
+            del data["results"][name]["sample_len"]
+        data["config"]["model_args"] = "pretrained=/models/some-model,dtype=float32"
+    (run,) = load_runs([planted_copy(dummy_run, tmp_path / "old", old)])
+    task = run.tasks[ICL]
+    assert (task.family, task.split, task.condition, task.fingerprint) == ("reversal_curse", "p2d_reverse", "icl",
+                                                                          None)
+    assert run.model == "some-model" and task.n == 24  # from n-samples' effective count
+    p = task.value("acc") or 0.0
+    assert task.stderr("acc") == pytest.approx((p * (1 - p) / 24) ** 0.5)  # binomial stand-in for N/A
+
+
+@pytest.mark.parametrize(("edit", "field", "shown", "expected"), [
+    (_set("results", CLOSED, "acc,none", value=1.5), f"results.{CLOSED}.acc,none", "1.5", "less than or equal to 1"),
+    (_set("results", CLOSED, "acc,none", value=-0.1), f"results.{CLOSED}.acc,none", "-0.1", "greater than or equal"),
+    (_set("results", CLOSED, "acc,none", value=float("nan")), f"results.{CLOSED}.acc,none", "nan", "finite number"),
+    (_set("results", CLOSED, "acc_norm,none", value=float("inf")), f"results.{CLOSED}.acc_norm,none", "inf",
+     "finite number"),
+    (_set("results", ICL, "acc_stderr,none", value="0.1"), f"results.{ICL}.acc_stderr,none", "'0.1'",
+     "expected a valid number or 'N/A'"),
+    (_set("results", ICL, "acc_stderr,none", value=-0.1), f"results.{ICL}.acc_stderr,none", "-0.1",
+     "greater than or equal to 0"),
+    (_set("results", ICL, "acc,none", value=True), f"results.{ICL}.acc,none", "True", "valid number"),
+    (_set("results", ICL, value=[1, 2]), f"results.{ICL}", "[1, 2]", "valid dictionary"),
+    (_set("results", ICL, "sample_len", value=-3), f"results.{ICL}.sample_len", "-3", "greater than or equal to 0"),
+    (_set("configs", CLOSED, "metadata", "provenance", "chance", value=2), "chance", "2", "less than or equal to 1"),
+    (_set("configs", CLOSED, "metadata", "provenance", "family", value=["x"]), "provenance.family", "['x']",
+     "valid string"),
+    (_set("config", "model_args", value=7), "config.model_args", "7", "valid"),
+    (_set("date", value="yesterday"), "date", "'yesterday'", "valid number"),
+])
+def test_a_malformed_results_file_names_file_field_value_and_expectation(
+        dummy_run: Path, tmp_path: Path, edit: Edit, field: str, shown: str, expected: str) -> None:
+    bad = planted_copy(dummy_run, tmp_path / "bad", edit)
+    with pytest.raises(UserError) as info:
+        load_runs([bad])
+    message = str(info.value)
+    assert message.startswith(f"{results_file(bad)}: not an lm-eval results file: ")
+    assert f"{field}: " in message and f"(got {shown})" in message and expected in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{}", "results: missing; configs: missing"),
+    ("[1, 2]", "valid dictionary"),
+    ('{"results": {}, "configs": {}, "versions": {"t": null}}',
+     "versions.t: expected a valid integer or a valid number or a valid string (got None)"),
+    ("{not json", "not a readable JSON file"),
+])
+def test_a_results_file_of_the_wrong_shape(tmp_path: Path, text: str, expected: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "results_x.json"
+    bad.write_text(text)
+    with pytest.raises(UserError, match=str(bad)) as info:
+        load_runs([bad])
+    assert expected in str(info.value)
+    assert main(["compare", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icl-gen: error: {bad}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("[1, 2, 3]", "expected a JSON object, got list"),
+    ('"just text"', "expected a JSON object, got str"),
+    ("{bad", "not valid JSON"),
+    ('{"doc_id": 0}', "doc_hash: missing"),
+    ('{"doc_id": "zero", "doc_hash": "a", "prompt_hash": "b", "target_hash": "c"}', "doc_id: expected a valid integer (got 'zero')"),
+    ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "metrics": ["acc"]}',
+     "acc: the value of a metric listed in 'metrics' (got None)"),
+    ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "metrics": ["acc"], "acc": NaN}',
+     "acc: expected a finite number (got nan)"),
+    ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "metrics": ["acc"], "acc": 2}',
+     "acc: expected less than or equal to 1 (got 2)"),
+    ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "doc": [1]}', "doc: expected a valid dictionary or instance of SampleDoc (got [1])"),
+    # A union's alternatives read as one error about one field (pydantic's branch names left out).
+    ('{"doc_id": 0, "doc_hash": "a", "prompt_hash": "b", "target_hash": "c", "doc": {"id": 1.5, "gold": [0, "x"]}}',
+     "doc.id: expected a valid string or a valid integer (got 1.5); doc.gold[1]: expected a valid integer (got 'x')"),
+])
+def test_a_malformed_samples_line_names_file_line_and_field(tmp_path: Path, line: str, expected: str) -> None:
+    path = tmp_path / "samples_t_x.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(UserError) as info:
+        read_samples(path)
+    assert str(info.value).startswith(f"{path}:1: ") and expected in str(info.value), str(info.value)
+
+
+def test_real_samples_with_a_planted_bad_value(dummy_run: Path, tmp_path: Path) -> None:
+    def plant(name: str, lines: list[dict[str, Any]]) -> None:
+        if name == CLOSED:
+            lines[2]["acc_norm"] = float("inf")
+    copy = planted_copy(dummy_run, tmp_path / "inf", edit_samples=plant)
+    with pytest.raises(UserError, match=r":3: not an lm-eval sample line: acc_norm: expected a finite number \(got inf\)"):
+        read_samples(samples_file(copy, CLOSED))
+    assert json.loads(samples_file(copy, ICL).read_text().splitlines()[0])["doc_id"] == 0
+    assert len(read_samples(samples_file(copy, ICL))) == 24  # the other task's log is untouched
