@@ -125,7 +125,8 @@ def chance_rate(items: Iterable[TestItem]) -> float:
 
 def _jsonable(record: TrainDoc | TestItem) -> dict[str, Any]:
     # asdict turns tuples into lists: the canonical JSON is the same as what is written to disk.
-    return json.loads(canonical_json(asdict(record)))
+    plain: dict[str, Any] = json.loads(canonical_json(asdict(record)))
+    return plain
 
 
 def fingerprint(ds: Dataset) -> str:

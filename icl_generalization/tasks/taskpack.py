@@ -22,7 +22,8 @@ from pathlib import Path
 import yaml
 
 from icl_generalization.core.paths import tasks_path
-from icl_generalization.data.families import FAMILIES, Family
+from icl_generalization.data.families import FAMILIES
+from icl_generalization.data.family import Family
 from icl_generalization.tasks.names import (
     SUITE_GROUP,
     SWEEP,

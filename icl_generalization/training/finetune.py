@@ -137,7 +137,10 @@ def _identity(request: FinetuneRequest, base: BaseRecord, data: dict[str, Any]) 
 def _last_checkpoint(folder: Path) -> Path | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+    if not folder.is_dir():
+        return None
+    found = get_last_checkpoint(str(folder))  # type: ignore[no-untyped-call]  # transformers leaves it untyped
+    return Path(found) if found else None
 
 
 def _prepare_run_dir(request: FinetuneRequest, identity: dict[str, Any]) -> Path | None:

@@ -75,7 +75,7 @@ def _convert(model: EmbeddedModel, source: Path, target: Path) -> None:
     # refuses to serialize; a fresh model from the same config holds the same weights without it.
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     plain.load_state_dict(quantized.state_dict(), strict=True)
     with atomic_directory(target) as tmp:
         plain.save_pretrained(tmp)
