@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 from icl_generalization.core.errors import UserError
+from icl_generalization.core.outputs import claim_file, claim_folder
 
 EXIT_USER_ERROR = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _cmd_tasks_path(args: argparse.Namespace) -> int:
@@ -31,21 +36,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     families = list(FAMILIES) if args.family == "all" else [args.family]
     if args.source and args.family == "all":
         raise UserError("--source applies to one family; name it instead of 'all'")
-    for name in families:
-        ds = get_dataset(name, args.seed, overrides, args.source)
-        out = Path(args.out) / name if args.family == "all" else Path(args.out)
-        fp = write_dataset(ds, out)
-        counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
-        print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
-        if args.push_to_hub:
-            from icl_generalization.data.export import push_to_hub
+    with contextlib.ExitStack() as stack:
+        if args.family == "all":
+            # The parent folder is claimed too: `generate all --out .` must not write into a folder of the
+            # user's; each family's folder is then claimed by write_dataset.
+            stack.enter_context(claim_folder(Path(args.out), "generate", {"family": "all", "seed": args.seed,
+                                                                         "config": overrides}))
+        for name in families:
+            ds = get_dataset(name, args.seed, overrides, args.source)
+            out = Path(args.out) / name if args.family == "all" else Path(args.out)
+            fp = write_dataset(ds, out)
+            counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
+            print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
+            if args.push_to_hub:
+                from icl_generalization.data.export import push_to_hub
 
-            push_to_hub(ds, args.push_to_hub)
+                push_to_hub(ds, args.push_to_hub)
     return 0
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:
-    from icl_generalization.core.paths import atomic_write_text
     from icl_generalization.tasks.harness import get_dataset
     from icl_generalization.training.augment import AugmentConfig, run_augment
     from icl_generalization.training.backends import HFBackend, VLLMBackend
@@ -61,19 +71,23 @@ def _cmd_augment(args: argparse.Namespace) -> int:
                                context_budget=args.context_budget)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    ds = get_dataset(args.dataset)
-    resolved = resolve_model(args.model)
-    backend = VLLMBackend(resolved, args.dtype) if args.backend == "vllm" else HFBackend(resolved, args.device,
-                                                                                         args.dtype)
     out = Path(args.out)
-    stats = run_augment(ds, args.model, out, config, backend)
-    summary = {"dataset": args.dataset, "fingerprint": ds.fingerprint(), "model": args.model, "mode": args.mode,
-               "inputs": stats.inputs, "inputs_already_done": stats.inputs_skipped_as_done,
-               "outputs_written": stats.outputs_written, "new_tokens": stats.new_tokens,
-               "seconds": round(stats.seconds, 1), "tokens_per_second": round(stats.tokens_per_second, 2),
-               "prefix_computations": stats.prefix_computations, "prefix_tokens": stats.prefix_tokens,
-               "dropped_by_clean": stats.dropped if config.clean else None}
-    atomic_write_text(out.with_suffix(".stats.json"), json.dumps(summary, indent=2) + "\n")
+    stats_path = out.with_suffix(".stats.json")
+    # Claimed before the model loads: a refused --out costs nothing.
+    with claim_file(out, "augment", {"dataset": args.dataset, "model": args.model, "mode": args.mode,
+                                     "seed": args.seed}, companions=[stats_path]) as owned:
+        ds = get_dataset(args.dataset)
+        resolved = resolve_model(args.model)
+        backend = (VLLMBackend(resolved, args.dtype) if args.backend == "vllm"
+                   else HFBackend(resolved, args.device, args.dtype))
+        stats = run_augment(ds, args.model, out, config, backend)
+        summary = {"dataset": args.dataset, "fingerprint": ds.fingerprint(), "model": args.model, "mode": args.mode,
+                   "inputs": stats.inputs, "inputs_already_done": stats.inputs_skipped_as_done,
+                   "outputs_written": stats.outputs_written, "new_tokens": stats.new_tokens,
+                   "seconds": round(stats.seconds, 1), "tokens_per_second": round(stats.tokens_per_second, 2),
+                   "prefix_computations": stats.prefix_computations, "prefix_tokens": stats.prefix_tokens,
+                   "dropped_by_clean": stats.dropped if config.clean else None}
+        owned.write_text(stats_path, json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -142,7 +156,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
     print(to_markdown(board), end="")
     if args.out:
-        for kind, path in write_leaderboard(board, Path(args.out)).items():
+        with claim_folder(Path(args.out), "compare", {"results": list(args.results), "metric": args.metric}) as folder:
+            written = write_leaderboard(board, folder.root)
+            folder.record(*written.values())
+        for kind, path in written.items():
             print(f"wrote {kind}: {path}", file=sys.stderr)
     return 0
 
@@ -155,7 +172,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report = run_check(Path(args.baseline), Path(args.candidate), config)
     print(to_markdown(report), end="")
     if args.out:
-        for path in write_report(report, Path(args.out)):
+        with claim_folder(Path(args.out), "check", {"baseline": args.baseline, "candidate": args.candidate,
+                                                    "metric": args.metric}) as folder:
+            paths = write_report(report, folder.root)
+            folder.record(*paths)
+        for path in paths:
             print(f"wrote {path}", file=sys.stderr)
     return report.exit_code
 
@@ -191,10 +212,15 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
                          device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
                          min_tokens=args.min_tokens, batch_tokens=args.batch_tokens, threads=args.threads,
                          compare=not args.skip_compare, full_task=args.full_task)
-    result = run_prefix_cache_bench(config)
-    print(format_report(result))
-    if args.out:
-        write_result(result, Path(args.out))
+    if not args.out:
+        print(format_report(run_prefix_cache_bench(config)))
+        return 0
+    # Claimed before the benchmark runs: a refused --out should not cost the benchmark's minutes.
+    with claim_file(Path(args.out), "bench prefix-cache", {"model": args.model, "task": args.task,
+                                                           "limit": args.limit}) as owned:
+        result = run_prefix_cache_bench(config)
+        print(format_report(result))
+        write_result(result, owned)
     return 0
 
 
@@ -311,8 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM becomes an exception, as SIGINT already is, so every atomic write's cleanup runs on the way out
+    # and no temporary is left behind (SIGKILL cannot be caught: the next run's claim sweeps those).
+    raise SystemExit(EXIT_TERMINATED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     try:
         if argv and argv[0] == "eval":
