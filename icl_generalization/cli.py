@@ -182,7 +182,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from icl_generalization.training.finetune import FinetuneRequest, run_finetune
+    from icl_generalization.training.finetune import FinetuneRequest, _is_main, run_finetune
     from icl_generalization.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe).with_overrides(max_steps=args.max_steps, seed=args.seed)
@@ -192,7 +192,13 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         augmented=Path(args.augmented) if args.augmented else None, out=Path(args.out) if args.out else None,
         manifest=Path(args.manifest) if args.manifest else None, resume=args.resume, data_seed=args.data_seed,
         progress=not args.no_progress)
-    manifest = run_finetune(request)
+    with contextlib.ExitStack() as stack:
+        if _is_main():  # only the main process writes the run's files; the others would contend for the lock
+            inputs = {"name": request.name, "recipe": args.recipe, "dataset": request.dataset, "base": request.base}
+            # Incremental: a run folder keeps its checkpoints for --resume (run_finetune checks they match).
+            stack.enter_context(claim_folder(request.run_dir, "finetune", inputs, incremental=True))
+            stack.enter_context(claim_file(request.manifest_path, "finetune", inputs))
+        manifest = run_finetune(request)
     if manifest:  # only the main process of a multi-process run writes and reports
         print(f"{manifest['name']}: {manifest['kind']} ({manifest['method']}) on {manifest['base']['name']}, "
               f"{manifest['steps']} steps in {manifest['training_seconds']} s, final loss {manifest['final_loss']}; "
