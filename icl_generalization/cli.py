@@ -7,7 +7,8 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -349,10 +350,28 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_TERMINATED)
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Install :func:`_exit_on_sigterm` while a command runs; restore the caller's handler after (``main`` is
+    also called in-process, by tests and scripts). Signal handlers can be set from the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
+    with _sigterm_unwinds():
+        return _dispatch(parser, argv)
+
+
+def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
         if argv and argv[0] == "eval":
             # Everything after `eval` belongs to lm-eval's own parser, --help included.
