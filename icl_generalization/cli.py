@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from icl_generalization.core.errors import UserError
-from icl_generalization.core.outputs import claim_file, claim_folder
+from icl_generalization.core.outputs import check_output, claim_file, claim_folder
 
 EXIT_USER_ERROR = 2
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -196,6 +196,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if _is_main():  # only the main process writes the run's files; the others would contend for the lock
             inputs = {"name": request.name, "recipe": args.recipe, "dataset": request.dataset, "base": request.base}
+            check_output(request.run_dir, "finetune", "folder")
+            check_output(request.manifest_path, "finetune", "file")
             # Incremental: a run folder keeps its checkpoints for --resume (run_finetune checks they match).
             stack.enter_context(claim_folder(request.run_dir, "finetune", inputs, incremental=True))
             stack.enter_context(claim_file(request.manifest_path, "finetune", inputs))

@@ -166,3 +166,14 @@ def test_sigterm_removes_the_temporary(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 143, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [MARKER]
+
+
+def test_finetune_refuses_a_foreign_run_folder_or_manifest(tmp_path: Path, users_folder: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(tmp_path)
+    base = ["finetune", "--recipe", "cpu-small", "--name", "x", "--dataset", "reversal_curse", "--base", "m/m"]
+    assert main([*base, "--out", str(users_folder), "--manifest", str(tmp_path / "x.yaml")]) == 2
+    assert "notes.txt, sub, which icl-gen did not write" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "run"), "--manifest", str(users_folder / "notes.txt")]) == 2
+    assert "notes.txt exists and icl-gen did not write it" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before  # the run folder it could have had was not created either

@@ -185,6 +185,24 @@ class OutputFile(_Owned):
         self.companions = companions
 
 
+def check_output(path: Path, command: str, kind: Literal["folder", "file"], companions: Iterable[Path] = ()) -> None:
+    """The refusals of :func:`claim_folder` / :func:`claim_file`, writing nothing: a command that claims two
+    outputs checks both first, so refusing the second does not leave the first one created."""
+    target = _absolute(path)
+    _refuse_unusable(target, kind)
+    if kind == "folder":
+        _check_folder(target, command)
+        return
+    extra = tuple(_absolute(c) for c in companions)
+    for companion in extra:
+        _refuse_unusable(companion, "file")
+    _check_file(target, extra, _sidecar(target), command)
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_name(f".{target.name}{MARKER}")
+
+
 @contextlib.contextmanager
 def claim_folder(path: Path, command: str, inputs: Mapping[str, JsonValue],
                  incremental: bool = False) -> Iterator[OutputFolder]:
@@ -240,7 +258,7 @@ def claim_file(path: Path, command: str, inputs: Mapping[str, JsonValue],
         _refuse_unusable(p, "file")
         if p.parent != target.parent:
             raise ValueError(f"companion {p} is not beside {target}")
-    sidecar = target.with_name(f".{target.name}{MARKER}")
+    sidecar = _sidecar(target)
     _check_file(target, extra, sidecar, command)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target.with_name(f".{target.name}{LOCK_SUFFIX}"), os.O_RDWR | os.O_CREAT, 0o666)
