@@ -220,7 +220,7 @@ def claim_folder(path: Path, command: str, inputs: Mapping[str, JsonValue],
     try:
         # Checked again under the lock: another process may have written between the first look and now.
         earlier = _check_folder(root, command)
-        _sweep(path for path in root.rglob("*") if is_temp_name(path.name) and not path.is_dir())
+        _sweep(_temporaries_in(root))
         folder = OutputFolder(base=root, marker_path=root / MARKER, command=command, inputs=inputs,
                               earlier=earlier, incremental=incremental)
         folder._save(folder._known)  # the folder is ours from now on, even if this run is killed
@@ -228,6 +228,16 @@ def claim_folder(path: Path, command: str, inputs: Mapping[str, JsonValue],
         folder._finish()
     finally:
         os.close(fd)  # releases the lock
+
+
+def _temporaries_in(root: Path) -> Iterator[Path]:
+    """Temporaries under ``root``, leaving out nested outputs (their own claim sweeps them, under their own
+    lock, so a writer of a nested output never has a temporary pulled from under it)."""
+    for folder, dirs, files in os.walk(root):  # os.walk does not follow links: the sweep stays inside
+        if Path(folder) != root and MARKER in files:
+            dirs.clear()
+            continue
+        yield from (Path(folder) / name for name in files if is_temp_name(name))
 
 
 def _check_folder(root: Path, command: str) -> OutputMarker | None:
