@@ -177,3 +177,21 @@ def test_finetune_refuses_a_foreign_run_folder_or_manifest(tmp_path: Path, users
     assert main([*base, "--out", str(tmp_path / "run"), "--manifest", str(users_folder / "notes.txt")]) == 2
     assert "notes.txt exists and icl-gen did not write it" in capsys.readouterr().err
     assert snapshot(tmp_path) == before  # the run folder it could have had was not created either
+
+
+def test_a_link_placed_inside_an_output_is_never_written_through(tmp_path: Path, users_folder: Path) -> None:
+    out = tmp_path / "out"
+    with claim_folder(out, "compare", {}) as folder:
+        folder.write_text("sub/old.txt", "old")
+    (out / "sub" / "old.txt").unlink()
+    (out / "sub").rmdir()
+    (out / "sub").symlink_to(users_folder)  # the user swapped the tool's folder for a link to their own
+    (users_folder / "old.txt").write_text("the user's, not the tool's")
+    before = snapshot(users_folder)
+    with claim_folder(out, "compare", {}) as folder:
+        with pytest.raises(UserError, match=r"is a symbolic link .* will not write"):
+            folder.write_text("sub/new.txt", "x")
+        folder.write_text("top.txt", "y")
+    # sub/old.txt was the tool's and is stale now, but removing it would go through the link: kept.
+    assert snapshot(users_folder) == before
+    assert json.loads((out / MARKER).read_text())["files"] == ["top.txt"]

@@ -102,10 +102,21 @@ def _lock(fd: int, where: Path) -> None:
                         "finish or name another --out") from None
 
 
+def _through_link(root: Path, target: Path) -> Path | None:
+    """The first symbolic link between ``root`` and ``target`` (exclusive): writing through it would leave
+    the output."""
+    for parent in reversed(target.parents):
+        if root in parent.parents and parent.is_symlink():
+            return parent
+    return None
+
+
 def _remove_stale(root: Path, stale: Iterable[str]) -> None:
     """Remove files a previous run of the tool wrote here and this one did not, then the folders they emptied."""
     for rel in sorted(stale):
         target = root / rel
+        if _through_link(root, target):  # a folder since replaced by a link: what it points to is not ours
+            continue
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
         for parent in target.parents:
@@ -124,7 +135,6 @@ class _Owned:
         self._marker_path = marker_path
         self._command = command
         self._inputs = dict(inputs)
-        self.earlier = earlier
         self._incremental = incremental
         self._written: set[str] = set()
         # Until the command finishes, the marker keeps every file an earlier run wrote too: a run killed
@@ -135,6 +145,10 @@ class _Owned:
         target = _absolute(self.base / path)
         if self.base not in target.parents:
             raise ValueError(f"{target} is outside the claimed output {self.base}")
+        link = _through_link(self.base, target)
+        if link:
+            raise UserError(f"{link} inside the output is a symbolic link (to {os.readlink(link)}); icl-gen will "
+                            f"not write {target} through it. Remove the link or name another --out")
         return target.relative_to(self.base).as_posix()
 
     def record(self, *paths: Path) -> None:
