@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write a dataset family (train/test JSONL, card, fingerprint)")
     p.add_argument("family", choices=[*FAMILIES, "all"])
-    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--out", required=True, help="output folder: new, empty, or written by generate before")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--config", help="JSON object of generator overrides")
     p.add_argument("--source", help="import instead of generating, e.g. berglund:PATH (reversal_curse only)")
