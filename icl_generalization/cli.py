@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from icl_generalization.core.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
+from icl_generalization.core.outputs import check_output, claim_file, claim_folder
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from icl_generalization.data.records import Dataset
 
 # Flags that come before the command and apply to every command (`eval` included).
 DEBUG_FLAG = "--debug"
 VERSION_FLAG = "--version"
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -39,14 +47,15 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
-def _json_object(text: str, flag: str, example: str) -> dict[str, object]:
+def _json_object(text: str, flag: str, example: str) -> dict[str, JsonValue]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{flag} is not valid JSON ({exc.msg} at character {exc.pos}): {text[:60]!r}") from None
     if not isinstance(value, dict):
         raise UserError(f"{flag} must be a JSON object, for example '{example}'")
-    return value
+    obj: dict[str, JsonValue] = value
+    return obj
 
 
 def _cmd_tasks_path(args: argparse.Namespace) -> int:
@@ -65,21 +74,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     families = list(FAMILIES) if args.family == "all" else [args.family]
     if args.source and args.family == "all":
         raise UserError("--source applies to one family; name it instead of 'all'")
-    for name in families:
-        ds = get_dataset(name, args.seed, overrides, args.source)
-        out = Path(args.out) / name if args.family == "all" else Path(args.out)
-        fp = write_dataset(ds, out)
-        counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
-        print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
-        if args.push_to_hub:
-            from icl_generalization.data.export import push_to_hub
+    with contextlib.ExitStack() as stack:
+        if args.family == "all":
+            # The parent folder is claimed too: `generate all --out .` must not write into a folder of the
+            # user's; each family's folder is then claimed by write_dataset.
+            stack.enter_context(claim_folder(Path(args.out), "generate", {"family": "all", "seed": args.seed,
+                                                                         "config": overrides}))
+        for name in families:
+            ds = get_dataset(name, args.seed, overrides, args.source)
+            out = Path(args.out) / name if args.family == "all" else Path(args.out)
+            fp = write_dataset(ds, out)
+            counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
+            print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
+            if args.push_to_hub:
+                from icl_generalization.data.export import push_to_hub
 
-            push_to_hub(ds, args.push_to_hub)
+                push_to_hub(ds, args.push_to_hub)
     return 0
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:
-    from icl_generalization.core.paths import atomic_write_text
     from icl_generalization.data.load import get_dataset
     from icl_generalization.training.augment import AugmentConfig, run_augment
     from icl_generalization.training.backends import HFBackend, VLLMBackend
@@ -95,19 +109,23 @@ def _cmd_augment(args: argparse.Namespace) -> int:
                                context_budget=args.context_budget)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    ds = get_dataset(args.dataset)
-    resolved = resolve_model(args.model)
-    backend = VLLMBackend(resolved, args.dtype) if args.backend == "vllm" else HFBackend(resolved, args.device,
-                                                                                         args.dtype)
     out = Path(args.out)
-    stats = run_augment(ds, args.model, out, config, backend)
-    summary = {"dataset": args.dataset, "fingerprint": ds.fingerprint(), "model": args.model, "mode": args.mode,
-               "inputs": stats.inputs, "inputs_already_done": stats.inputs_skipped_as_done,
-               "outputs_written": stats.outputs_written, "new_tokens": stats.new_tokens,
-               "seconds": round(stats.seconds, 1), "tokens_per_second": round(stats.tokens_per_second, 2),
-               "prefix_computations": stats.prefix_computations, "prefix_tokens": stats.prefix_tokens,
-               "dropped_by_clean": stats.dropped if config.clean else None}
-    atomic_write_text(out.with_suffix(".stats.json"), json.dumps(summary, indent=2) + "\n")
+    stats_path = out.with_suffix(".stats.json")
+    # Claimed before the model loads: a refused --out costs nothing.
+    with claim_file(out, "augment", {"dataset": args.dataset, "model": args.model, "mode": args.mode,
+                                     "seed": args.seed}, companions=[stats_path]) as owned:
+        ds = get_dataset(args.dataset)
+        resolved = resolve_model(args.model)
+        backend = (VLLMBackend(resolved, args.dtype) if args.backend == "vllm"
+                   else HFBackend(resolved, args.device, args.dtype))
+        stats = run_augment(ds, args.model, out, config, backend)
+        summary = {"dataset": args.dataset, "fingerprint": ds.fingerprint(), "model": args.model, "mode": args.mode,
+                   "inputs": stats.inputs, "inputs_already_done": stats.inputs_skipped_as_done,
+                   "outputs_written": stats.outputs_written, "new_tokens": stats.new_tokens,
+                   "seconds": round(stats.seconds, 1), "tokens_per_second": round(stats.tokens_per_second, 2),
+                   "prefix_computations": stats.prefix_computations, "prefix_tokens": stats.prefix_tokens,
+                   "dropped_by_clean": stats.dropped if config.clean else None}
+        owned.write_text(stats_path, json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -193,7 +211,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
     print(to_markdown(board), end="")
     if args.out:
-        for kind, path in write_leaderboard(board, Path(args.out)).items():
+        with claim_folder(Path(args.out), "compare", {"results": list(args.results), "metric": args.metric}) as folder:
+            written = write_leaderboard(board, folder.root)
+            folder.record(*written.values())
+        for kind, path in written.items():
             print(f"wrote {kind}: {path}", file=sys.stderr)
     return 0
 
@@ -207,13 +228,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report = run_check(Path(args.baseline), Path(args.candidate), config)
     print(to_markdown(report), end="")
     if args.out:
-        for path in write_report(report, Path(args.out)):
+        with claim_folder(Path(args.out), "check", {"baseline": args.baseline, "candidate": args.candidate,
+                                                    "metric": args.metric}) as folder:
+            paths = write_report(report, folder.root)
+            folder.record(*paths)
+        for path in paths:
             print(f"wrote {path}", file=sys.stderr)
     return report.exit_code
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from icl_generalization.training.finetune import FinetuneRequest, run_finetune
+    from icl_generalization.training.finetune import FinetuneRequest, _is_main, run_finetune
     from icl_generalization.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe).with_overrides(max_steps=args.max_steps, seed=args.seed)
@@ -223,7 +248,15 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         augmented=Path(args.augmented) if args.augmented else None, out=Path(args.out) if args.out else None,
         manifest=Path(args.manifest) if args.manifest else None, resume=args.resume, data_seed=args.data_seed,
         progress=not args.no_progress)
-    manifest = run_finetune(request)
+    with contextlib.ExitStack() as stack:
+        if _is_main():  # only the main process writes the run's files; the others would contend for the lock
+            inputs = {"name": request.name, "recipe": args.recipe, "dataset": request.dataset, "base": request.base}
+            check_output(request.run_dir, "finetune", "folder")
+            check_output(request.manifest_path, "finetune", "file")
+            # Incremental: a run folder keeps its checkpoints for --resume (run_finetune checks they match).
+            stack.enter_context(claim_folder(request.run_dir, "finetune", inputs, incremental=True))
+            stack.enter_context(claim_file(request.manifest_path, "finetune", inputs))
+        manifest = run_finetune(request)
     if manifest:  # only the main process of a multi-process run writes and reports
         print(f"{manifest['name']}: {manifest['kind']} ({manifest['method']}) on {manifest['base']['name']}, "
               f"{manifest['steps']} steps in {manifest['training_seconds']} s, final loss {manifest['final_loss']}; "
@@ -243,10 +276,15 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
                          device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
                          min_tokens=args.min_tokens, batch_tokens=args.batch_tokens, threads=args.threads,
                          compare=not args.skip_compare, full_task=args.full_task)
-    result = run_prefix_cache_bench(config)
-    print(format_report(result))
-    if args.out:
-        write_result(result, Path(args.out))
+    if not args.out:
+        print(format_report(run_prefix_cache_bench(config)))
+        return 0
+    # Claimed before the benchmark runs: a refused --out should not cost the benchmark's minutes.
+    with claim_file(Path(args.out), "bench prefix-cache", {"model": args.model, "task": args.task,
+                                                           "limit": args.limit}) as owned:
+        result = run_prefix_cache_bench(config)
+        print(format_report(result))
+        write_result(result, owned)
     return 0
 
 
@@ -296,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write a dataset family (train/test JSONL, card, fingerprint)")
     p.add_argument("family", choices=[*FAMILIES, "all"])
-    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--out", required=True, help="output folder: new, empty, or written by generate before")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--config", help="JSON object of generator overrides")
     p.add_argument("--source", help="import instead of generating, e.g. berglund:PATH (reversal_curse only)")
@@ -379,6 +417,26 @@ def _run(argv: list[str]) -> int:
     return handler(args)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM becomes an exception, as SIGINT already is, so every atomic write's cleanup runs on the way out
+    # and no temporary is left behind (SIGKILL cannot be caught: the next run's claim sweeps those).
+    raise SystemExit(EXIT_TERMINATED)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Install :func:`_exit_on_sigterm` while a command runs; restore the caller's handler after (``main`` is
+    also called in-process, by tests and scripts). Signal handlers can be set from the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The one place where every error of every command becomes a message and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -387,6 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == [VERSION_FLAG]:
         print(_versions())
         return 0
+    with _sigterm_unwinds():
+        return _dispatch(argv, debug)
+
+
+def _dispatch(argv: list[str], debug: bool) -> int:
     try:
         return _run(argv)
     except UserError as exc:

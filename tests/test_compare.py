@@ -84,8 +84,8 @@ def test_cli_writes_markdown_csv_html_and_png(four_conditions: list[Path], tmp_p
     out = tmp_path / "board"
     assert main(["compare", *map(str, four_conditions), "--out", str(out)]) == 0
     assert "| dummy + ckpt-aug | augmented FT | 0.875" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.html", "leaderboard.json",
-                                                      "leaderboard.md", "reversal_curse.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".icl-gen-output.json", "leaderboard.csv", "leaderboard.html",
+                                                      "leaderboard.json", "leaderboard.md", "reversal_curse.png"]
     image = matplotlib.image.imread(out / "reversal_curse.png")
     pixels = {tuple(round(float(v) * 255) for v in px[:3]) for px in image.reshape(-1, image.shape[2])}
     # One bar colour per condition (pretrained grey, ICL blue, FT orange, augmented FT green).

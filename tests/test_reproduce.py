@@ -1,9 +1,11 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from icl_generalization.core.errors import UserError
+from icl_generalization.core.outputs import claim_folder
 from icl_generalization.study import reproduce
 from icl_generalization.study.presets import PRESETS, get_preset
 
@@ -62,10 +64,36 @@ def test_a_family_the_preset_lacks_is_refused(tmp_path: Path) -> None:
         reproduce.run_reproduce("smollm2-135m", get_preset("smoke"), tmp_path, ["semantic"])
 
 
-def test_a_run_whose_data_generator_changed_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["dataset_fingerprint", "model_digest", "preset_sha256", "no key"])
+def test_a_resume_with_anything_changed_is_refused(tiny_model_path: Path, tmp_path: Path, change: str) -> None:
+    preset = get_preset("smoke")
+    model = str(tiny_model_path)
+    key = reproduce.plan_stages(model, preset, tmp_path, ["syllogism"], reproduce.run_key(model, preset))[0].key
+    with claim_folder(tmp_path, "reproduce", key, incremental=True):
+        pass  # a run folder the tool owns, as the first run left it
+    recorded = {**key, change: "0" * 64} if change != "no key" else None
     marker = tmp_path / "data" / "syllogism" / "stage.json"
     marker.parent.mkdir(parents=True)
-    marker.write_text(json.dumps({"stage": "data/syllogism", "fingerprint": "0" * 64}))
-    with pytest.raises(UserError, match=r"syllogism data of this run .* not what the installed generator makes now"):
-        reproduce.run_reproduce("smollm2-135m", get_preset("smoke"), tmp_path, ["syllogism"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing else was started
+    marker.write_text(json.dumps({"stage": "data/syllogism", "key": recorded}))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(UserError, match=f"stage data/syllogism finished with other settings.*{change}"):
+        reproduce.run_reproduce(model, preset, tmp_path, ["syllogism"])
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing else was started
+
+
+def test_the_key_names_the_model_weights(tiny_model_path: Path, tmp_path: Path) -> None:
+    digest = reproduce.model_digest(str(tiny_model_path))
+    assert len(str(digest["weights_sha256"])) == 64 and len(str(digest["config_sha256"])) == 64
+    copy = tmp_path / "retrained"
+    shutil.copytree(tiny_model_path, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")  # same name and config, other weights
+    other = reproduce.model_digest(str(copy))
+    assert other["config_sha256"] == digest["config_sha256"] and other["weights_sha256"] != digest["weights_sha256"]
+
+
+def test_reproduce_refuses_a_folder_of_the_users(tiny_model_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("mine")
+    with pytest.raises(UserError, match=r"thesis\.tex, which icl-gen did not write"):
+        reproduce.run_reproduce(str(tiny_model_path), get_preset("smoke"), tmp_path, ["syllogism"])
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]

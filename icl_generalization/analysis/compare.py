@@ -16,8 +16,7 @@ from icl_generalization.analysis.html_report import to_html
 from icl_generalization.analysis.leaderboard import Leaderboard, format_cell
 from icl_generalization.analysis.plots import family_figure
 from icl_generalization.analysis.safe_text import csv_text, inside, markdown_code, markdown_text, unique_slugs
-from icl_generalization.core.errors import UserError
-from icl_generalization.core.paths import atomic_directory
+from icl_generalization.core.paths import atomic_write_bytes, atomic_write_text
 
 MARKER = "leaderboard.json"  # a folder holding it is ours to replace
 
@@ -101,26 +100,19 @@ def figure_names(board: Leaderboard) -> dict[str, str]:
     return {family: f"{stem}.png" for family, stem in unique_slugs(board.families()).items()}
 
 
-def _prepare_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
-        raise UserError(f"--out {out} exists and is not a leaderboard folder; choose a new or empty folder")
-
-
 def write_leaderboard(board: Leaderboard, out: Path) -> dict[str, Path]:
-    """Write markdown, CSV, JSON, one PNG per family and the self-contained HTML page; the folder is
-    replaced whole, so it never mixes files of two comparisons."""
+    """Write markdown, CSV, JSON, one PNG per family and the self-contained HTML page into ``out``, each
+    through a temporary file and a rename. The caller owns ``out`` (``core.outputs.claim_folder`` refuses a
+    folder of the user's and removes files of an earlier comparison that this one did not rewrite)."""
     out = Path(out)
-    _prepare_out(out)
     figures = {family: family_figure(board, family) for family in board.families()}
     names = figure_names(board)
-    with atomic_directory(out) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
-        for family, png in figures.items():
-            inside(tmp, names[family]).write_bytes(png)
-        (tmp / "leaderboard.md").write_text(to_markdown(board, names), encoding="utf-8")
-        (tmp / "leaderboard.csv").write_text(to_csv(board), encoding="utf-8")
-        (tmp / "leaderboard.html").write_text(to_html(board, figures), encoding="utf-8")
-        (tmp / MARKER).write_text(to_json(board), encoding="utf-8")
+    for family, png in figures.items():
+        atomic_write_bytes(inside(out, names[family]), png)
+    atomic_write_text(out / "leaderboard.md", to_markdown(board, names))
+    atomic_write_text(out / "leaderboard.csv", to_csv(board))
+    atomic_write_text(out / "leaderboard.html", to_html(board, figures))
+    atomic_write_text(out / MARKER, to_json(board))
     written = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv",
                "html": out / "leaderboard.html", "json": out / MARKER}
     written.update({f"png:{family}": out / name for family, name in names.items()})

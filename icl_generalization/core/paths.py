@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -39,13 +40,33 @@ def tasks_path() -> Path:
     return PACKAGE_ROOT / "lm_eval_tasks"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, so readers never see half a file."""
+# Every temporary file the package writes ends with this, so a later run can recognize (and sweep) what a
+# SIGKILL left behind without ever touching a file of the user's.
+TEMP_SUFFIX = ".icl-gen-tmp"
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh hidden temporary name beside ``path`` (same folder, so the final rename is atomic)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it and a rename: readers never see half a file.
+
+    An exception (KeyboardInterrupt, or the SystemExit the CLI raises on SIGTERM) removes the temporary; after a
+    SIGKILL it is left under a name :func:`is_temp_name` recognizes, for the next run to sweep.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_name(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        # O_EXCL: never write through a file (or symlink) that appeared under the temporary name.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -53,11 +74,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` as UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 @contextlib.contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``final`` whole, on failure it vanishes.
 
-    A crash or a user error half-way therefore never leaves a partial output folder behind.
+    For the package's own cache only (a converted model): it replaces whatever is at ``final``, so user
+    outputs go through :mod:`icl_generalization.core.outputs` instead.
     """
     final = final.resolve()
     final.parent.mkdir(parents=True, exist_ok=True)

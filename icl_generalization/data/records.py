@@ -22,11 +22,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from icl_generalization.core.digest import canonical_json, sha256_parts
 from icl_generalization.core.errors import DataError
-from icl_generalization.core.paths import atomic_directory
+from icl_generalization.core.outputs import claim_folder
 from icl_generalization.core.validation import describe
 
 TRAIN_FILE = "train.jsonl"
@@ -179,7 +179,8 @@ def dataset_card(ds: Dataset, fp: str) -> str:
 
 
 def write_dataset(ds: Dataset, out: Path) -> str:
-    """Write ``ds`` to folder ``out`` atomically; returns the fingerprint."""
+    """Write ``ds`` to folder ``out``, which it claims (a new or empty folder, or one generate wrote before);
+    each file lands through a temporary name and a rename. Returns the fingerprint."""
     fp = ds.fingerprint()
     meta = {
         "family": ds.family,
@@ -191,13 +192,17 @@ def write_dataset(ds: Dataset, out: Path) -> str:
         "counts": {"train": len(ds.train), "test": len(ds.test)},
         "splits": ds.splits,
     }
-    with atomic_directory(out) as tmp:
-        (tmp / TRAIN_FILE).write_text(_jsonl(ds.train), encoding="utf-8")
-        (tmp / TEST_FILE).write_text(_jsonl(ds.test), encoding="utf-8")
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    inputs: dict[str, JsonValue] = {"family": ds.family, "seed": ds.seed, "config": dict(ds.config),
+                                    "source": ds.source, "fingerprint": fp}
+    with claim_folder(out, "generate", inputs) as folder:
+        folder.write_text(TRAIN_FILE, _jsonl(ds.train))
+        folder.write_text(TEST_FILE, _jsonl(ds.test))
+        # The dataset.json is written last: it is what readers look for, so a folder whose write was cut
+        # short is not mistaken for a finished dataset (and its fingerprint check catches a mix).
         if ds.graph is not None:
-            (tmp / GRAPH_FILE).write_text(json.dumps(ds.graph, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        (tmp / CARD_FILE).write_text(dataset_card(ds, fp), encoding="utf-8")
+            folder.write_text(GRAPH_FILE, json.dumps(ds.graph, indent=1, sort_keys=True) + "\n")
+        folder.write_text(CARD_FILE, dataset_card(ds, fp))
+        folder.write_text(META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return fp
 
 

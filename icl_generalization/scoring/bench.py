@@ -18,11 +18,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from icl_generalization.core.errors import UserError
-from icl_generalization.core.paths import atomic_write_text
+from icl_generalization.core.outputs import OutputFile
 
 DEFAULT_TASK = "icl_gen_reversal_curse_p2d_reverse_icl"
 DTYPES = ("float32", "bfloat16", "float16")
@@ -234,5 +233,6 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_result(result: dict[str, Any], out: Path) -> None:
-    atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+def write_result(result: dict[str, Any], out: OutputFile) -> None:
+    """Write the figures as JSON into ``out``, claimed by the caller before the (long) benchmark ran."""
+    out.write_text(out.path, json.dumps(result, indent=2, sort_keys=True) + "\n")

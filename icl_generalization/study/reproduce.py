@@ -7,6 +7,11 @@ FT) and evaluate; then one leaderboard over everything, with the paper's orderin
 Every stage writes into its own folder under ``--out`` and leaves a ``stage.json`` marker when it finished;
 a rerun skips finished stages, and a stage that was interrupted starts again (finetuning resumes from its
 last checkpoint, augmentation from its last written line).
+
+A finished stage records the key of everything that decided its result (the model's name and weights
+digest, the preset and its contents, the package version, the data seed and the family's dataset
+fingerprint); a rerun whose key differs in anything is refused before any stage runs, naming the difference,
+so one run folder never mixes results of two models, presets or datasets.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import JsonValue
+
+from icl_generalization.core.digest import sha256_file, sha256_of
 from icl_generalization.core.errors import UserError
+from icl_generalization.core.outputs import claim_folder, package_version
 from icl_generalization.core.paths import atomic_write_text
 from icl_generalization.study.presets import FamilyPlan, Preset
 
@@ -34,6 +43,7 @@ MARKER = "stage.json"
 class Stage:
     name: str  # also the folder, e.g. "finetune-ft/reversal_curse"
     run: Callable[[Path], dict[str, Any]]
+    key: dict[str, JsonValue]  # everything that decides the stage's result; a resume must match it
     # Cheap summaries of everything finished so far are rebuilt on every run, never skipped: a run of one
     # family followed by a run of all of them must end with a leaderboard of all of them.
     always: bool = False
@@ -111,45 +121,84 @@ def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
     return {"fingerprint": write_dataset(_family_data(family, plan), folder / "data")}
 
 
-def _refuse_stale_data(out: Path, preset: Preset, families: list[str]) -> None:
-    """A resumed run whose generator has changed since would mix results on two datasets: refuse it."""
-    for family in families:
-        marker = out / "data" / family / MARKER
-        if not marker.is_file():
+def model_digest(model: str) -> dict[str, JsonValue]:
+    """The model's identity beyond its name: config and weights digests of the folder it resolves to."""
+    from icl_generalization.weights.base import config_sha256
+    from icl_generalization.weights.default_model import resolve_model
+    from icl_generalization.weights.manifest import combined_sha256
+
+    resolved = resolve_model(model)
+    folder = Path(resolved)
+    if not folder.is_dir():
+        # A hub id: key it by the snapshot in the local hub cache; without one the name is all there is.
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            folder = Path(snapshot_download(resolved, local_files_only=True))
+        except LocalEntryNotFoundError:
+            return {"hub_id": resolved, "config_sha256": None, "weights_sha256": None}
+    # Hub snapshots hold links to their blobs: follow them (the checkpoint loader, which refuses links, is stricter).
+    weights = {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))}
+    return {"config_sha256": config_sha256(folder), "weights_sha256": combined_sha256(weights) if weights else None}
+
+
+def run_key(model: str, preset: Preset) -> dict[str, JsonValue]:
+    """What every stage of a run shares; a stage adds its family's dataset fingerprint."""
+    from icl_generalization.data.families import DEFAULT_SEED
+
+    contents = json.dumps(asdict(preset), sort_keys=True, default=str)
+    return {"model": model, "model_digest": model_digest(model), "preset": preset.name,
+            "preset_sha256": sha256_of(contents), "package_version": package_version(),
+            "data_seed": DEFAULT_SEED}
+
+
+def _differences(recorded: Any, current: dict[str, JsonValue]) -> list[str]:
+    if not isinstance(recorded, dict):
+        return ["the stage recorded no key (an older icl-gen ran it)"]
+    return [f"{field}: recorded {json.dumps(recorded.get(field))}, now {json.dumps(value)}"
+            for field, value in current.items() if recorded.get(field) != value]
+
+
+def _refuse_changed_key(out: Path, stages: list[Stage]) -> None:
+    """A resumed run with anything changed that decides a result would mix two studies in one folder: refuse."""
+    for stage in stages:
+        marker = out / stage.name / MARKER
+        if stage.always or not marker.is_file():
             continue
-        recorded = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
-        current = _family_data(family, preset.families[family]).fingerprint()
-        if recorded != current:
-            raise UserError(
-                f"{out}: the {family} data of this run (fingerprint {str(recorded)[:16]}) is not what the installed "
-                f"generator makes now ({current[:16]}); the generator changed since the run started. Use a new "
-                f"--out, or delete {out}/*/{family} to redo that family")
+        differences = _differences(json.loads(marker.read_text(encoding="utf-8")).get("key"), stage.key)
+        if differences:
+            raise UserError(f"{out}: stage {stage.name} finished with other settings than this run's "
+                            f"({'; '.join(differences)}); resume with the same settings, use a new --out, or "
+                            f"delete {out / stage.name} to redo that stage")
 
 
-def plan_stages(model: str, preset: Preset, out: Path, families: list[str]) -> list[Stage]:
+def plan_stages(model: str, preset: Preset, out: Path, families: list[str],
+                key: dict[str, JsonValue]) -> list[Stage]:
     stages: list[Stage] = []
     for family in families:
         plan = preset.families[family]
+        fkey: dict[str, JsonValue] = {**key, "dataset_fingerprint": _family_data(family, plan).fingerprint()}
         meta = _metadata(plan, preset, family)
         manifests = {kind: out / f"finetune-{kind}" / family / f"{family}-{kind}.yaml" for kind in ("ft", "aug_ft")}
         closed, both = _tasks(family, ("closed_book",)), _tasks(family, ("closed_book", "icl"))
         stages += [
-            Stage(f"data/{family}", partial(_data, family=family, plan=plan)),
+            Stage(f"data/{family}", partial(_data, family=family, plan=plan), fkey),
             Stage(f"eval-pretrained/{family}", partial(_evaluate, model_args=f"pretrained={model}", tasks=both,
-                                                       metadata=meta, preset=preset, limit=plan.eval_limit)),
+                                                       metadata=meta, preset=preset, limit=plan.eval_limit), fkey),
             Stage(f"finetune-ft/{family}", partial(_finetune, family=family, model=model, plan=plan, preset=preset,
-                                                   kind="ft", corpus=None)),
+                                                   kind="ft", corpus=None), fkey),
             Stage(f"eval-ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['ft']}", tasks=closed,
-                                               metadata=meta, preset=preset, limit=plan.eval_limit)),
-            Stage(f"augment/{family}", partial(_augment, family=family, model=model, plan=plan)),
+                                               metadata=meta, preset=preset, limit=plan.eval_limit), fkey),
+            Stage(f"augment/{family}", partial(_augment, family=family, model=model, plan=plan), fkey),
             Stage(f"finetune-aug_ft/{family}", partial(_finetune, family=family, model=model, plan=plan,
                                                        preset=preset, kind="aug_ft",
-                                                       corpus=out / "augment" / family / "corpus.jsonl")),
+                                                       corpus=out / "augment" / family / "corpus.jsonl"), fkey),
             Stage(f"eval-aug_ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['aug_ft']}",
                                                    tasks=closed, metadata=meta, preset=preset,
-                                                   limit=plan.eval_limit)),
+                                                   limit=plan.eval_limit), fkey),
         ]
-    stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model), always=True))
+    stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model), key, always=True))
     return stages
 
 
@@ -182,9 +231,15 @@ def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | N
     if unknown:
         raise UserError(f"preset {preset.name} has no plan for {', '.join(unknown)}; "
                         f"it covers {', '.join(preset.families)}")
-    _refuse_stale_data(out, preset, families)
-    out.mkdir(parents=True, exist_ok=True)
-    stages = plan_stages(model, preset, out, families)
+    key = run_key(model, preset)
+    stages = plan_stages(model, preset, out, families, key)
+    _refuse_changed_key(out, stages)
+    with claim_folder(out, "reproduce", key, incremental=True):
+        return _run_stages(out, stages, model, preset, families, log)
+
+
+def _run_stages(out: Path, stages: list[Stage], model: str, preset: Preset, families: list[str],
+                log: Callable[[str], None]) -> list[dict[str, Any]]:
     records = []
     for index, stage in enumerate(stages, start=1):
         folder = out / stage.name
@@ -198,7 +253,8 @@ def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | N
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         outcome = stage.run(folder)
-        record = {"stage": stage.name, "seconds": round(time.perf_counter() - start, 1), **outcome}
+        record = {"stage": stage.name, "seconds": round(time.perf_counter() - start, 1), "key": stage.key,
+                  **outcome}
         atomic_write_text(marker, json.dumps(record, indent=2) + "\n")
         log(f"[{index}/{len(stages)}] {stage.name}: done in {record['seconds']} s")
         records.append(record)

@@ -1,0 +1,97 @@
+"""SIGKILL half-way through `generate` and `augment`: the rerun completes, its output is byte-identical to
+an uninterrupted run's, and no temporary is left behind.
+
+The kill is placed deterministically: a wrapper patches one call the command makes (a rename, a corpus append)
+to SIGKILL its own process at that point, then runs the real CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tree_snapshot import snapshot
+
+from icl_generalization.core.paths import is_temp_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+KILL_AT_RENAME = """
+import os, signal, sys
+real_replace, count = os.replace, 0
+def replace(src, dst):
+    global count
+    count += 1
+    if count == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)  # the temporary is written, the rename never happens
+    real_replace(src, dst)
+os.replace = replace
+from icl_generalization.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+# Writes half of the second batch's first line, then dies: the torn line a kill mid-write leaves.
+KILL_IN_APPEND = """
+import os, signal, sys
+from icl_generalization.training import augment
+real_append, calls = augment.CorpusWriter.append, []
+def append(self, rows):
+    calls.append(1)
+    if len(calls) == 2:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write('{"mode": "local", "source_id": "torn')
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_append(self, rows)
+augment.CorpusWriter.append = append
+from icl_generalization.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return _python("-m", "icl_generalization.cli", *args, cwd=cwd)
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if is_temp_name(p.name)]
+
+
+def test_generate_killed_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    args = ["generate", "all", "--out"]
+    assert _cli(*args, "clean", cwd=tmp_path).returncode == 0
+    killed = _python("-c", KILL_AT_RENAME, "12", *args, "resumed", cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = _temporaries(tmp_path / "resumed")
+    assert left, "the kill should have left a temporary for the rerun to sweep"
+    assert not (tmp_path / "resumed" / "syllogism").exists()  # it died part-way, before the last family
+    rerun = _cli(*args, "resumed", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not _temporaries(tmp_path / "resumed")
+    assert snapshot(tmp_path / "resumed") == snapshot(tmp_path / "clean")
+
+
+@pytest.mark.slow  # three runs of the tiny model in fresh processes: about a minute on 2 cores
+def test_augment_killed_mid_write_then_rerun_matches_an_uninterrupted_run(tmp_path: Path,
+                                                                          tiny_model_path: Path) -> None:
+    # Greedy decoding, one input per batch: an uninterrupted run and a resumed one make the same calls.
+    args = ["augment", "--dataset", "reversal_curse", "--model", str(tiny_model_path), "--limit", "4",
+            "--temperature", "0", "--outputs-per-input", "1", "--batch-size", "1", "--max-new-tokens", "6",
+            "--device", "cpu", "--out"]
+    assert _cli(*args, "clean.jsonl", cwd=tmp_path).returncode == 0
+    killed = _python("-c", KILL_IN_APPEND, *args, "resumed.jsonl", cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp_path / "resumed.jsonl").read_text().endswith("\n")  # a torn last line
+    rerun = _cli(*args, "resumed.jsonl", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert '"inputs_already_done": 1' in rerun.stdout
+    assert (tmp_path / "resumed.jsonl").read_bytes() == (tmp_path / "clean.jsonl").read_bytes()
+    assert not _temporaries(tmp_path)
