@@ -19,18 +19,19 @@ from icl_generalization.data.lexicon import (
     is_english,
     make_words,
     within_one_edit,
+    word_pool,
 )
 
 NONSENSE_FAMILIES = ("simple_reversal", "syllogism", "semantic")
 
 
 def test_same_seed_same_words_and_different_seed_different_words() -> None:
-    assert make_words(50, random.Random(7)) == make_words(50, random.Random(7))
-    assert make_words(50, random.Random(7)) != make_words(50, random.Random(8))
+    assert make_words(50, random.Random(7), pool="syllogism") == make_words(50, random.Random(7), pool="syllogism")
+    assert make_words(50, random.Random(7), pool="syllogism") != make_words(50, random.Random(8), pool="syllogism")
 
 
 def test_words_are_short_distinct_and_at_least_two_edits_apart() -> None:
-    words = make_words(300, random.Random(1), max_shared_head=2)
+    words = make_words(300, random.Random(1), pool="semantic", max_shared_head=2)
     assert len(set(words)) == 300
     assert all(MIN_LEN <= len(w) <= MAX_LEN and w.isalpha() and w.islower() for w in words)
     assert not any(within_one_edit(a, b) for i, a in enumerate(words) for b in words[i + 1:])
@@ -47,11 +48,11 @@ def test_real_words_are_rejected_by_the_word_list() -> None:
 
 
 def test_first_syllable_head_limit() -> None:
-    words = make_words(150, random.Random(3), max_shared_head=1)
+    words = make_words(150, random.Random(3), pool="syllogism", max_shared_head=1)
     heads = Counter(first_syllable_head(w) for w in words)
     assert max(heads.values()) == 1
     with pytest.raises(UserError, match="max_shared_head"):
-        make_words(2000, random.Random(3), max_shared_head=1, max_tries=20_000)
+        make_words(2000, random.Random(3), pool="syllogism", max_shared_head=1, max_tries=20_000)
 
 
 @pytest.mark.parametrize("family", NONSENSE_FAMILIES)
@@ -84,3 +85,13 @@ def test_audit_flags_collisions() -> None:
     report = audit(["glon", "gruf", "femp"], _FirstLetterTokenizer())
     assert report.collisions == (("glon", "gruf"),)
     assert "1 collisions" in report.summary()
+
+
+def test_families_draw_from_disjoint_word_pools() -> None:
+    # One checkpoint trained on two families must not meet one word in two roles.
+    pools = {name: set(dataset_words(build(name))) for name in ("simple_reversal", "syllogism", "semantic")}
+    assert all(pools.values())
+    assert not pools["simple_reversal"] & pools["syllogism"]
+    assert not pools["simple_reversal"] & pools["semantic"]
+    assert not pools["syllogism"] & pools["semantic"]
+    assert {word_pool(w) for w in pools["syllogism"]} == {"syllogism"}

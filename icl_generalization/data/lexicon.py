@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from icl_generalization.core.digest import sha256_of
 from icl_generalization.core.errors import UserError
 
 # Onsets and codas that English words really start and end with; "c", "q" and "x" onsets are left out
@@ -86,9 +87,22 @@ def _pronounceable(text: str) -> bool:
     return not any(text.endswith(v + c) for v in ("ai", "ee", "oo", "ou") for c in ("ck", "ff"))
 
 
-def make_words(n: int, rng: random.Random, *, max_shared_head: int = 1, exclude: Iterable[str] = (),
-               max_tries: int = 200_000) -> list[str]:
-    """``n`` distinct nonsense words, drawn with ``rng`` (same seed, same words)."""
+# Each family that names things with nonsense words draws them from its own pool, so that one checkpoint can be
+# trained on several families without meeting one word in two contradictory roles (a syllogism term that is
+# also a simple-reversal entity). A word's pool is fixed by its spelling, so pools never overlap.
+WORD_POOLS = ("simple_reversal", "syllogism", "semantic", "process")
+
+
+def word_pool(word: str) -> str:
+    """The pool a word belongs to (a stable hash of its spelling, the same on every machine)."""
+    return WORD_POOLS[int(sha256_of(word)[:8], 16) % len(WORD_POOLS)]
+
+
+def make_words(n: int, rng: random.Random, *, pool: str, max_shared_head: int = 1, exclude: Iterable[str] = (),
+               max_tries: int = 400_000) -> list[str]:
+    """``n`` distinct nonsense words of ``pool``, drawn with ``rng`` (same seed, same words)."""
+    if pool not in WORD_POOLS:
+        raise ValueError(f"pool must be one of {WORD_POOLS}, got {pool!r}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if max_shared_head < 1:
@@ -103,7 +117,7 @@ def make_words(n: int, rng: random.Random, *, max_shared_head: int = 1, exclude:
         text = cand.text
         if not MIN_LEN <= len(text) <= MAX_LEN or not _pronounceable(text):
             continue
-        if heads[cand.head] >= max_shared_head:
+        if heads[cand.head] >= max_shared_head or word_pool(text) != pool:
             continue
         if any(within_one_edit(text, other) for other in words) or any(within_one_edit(text, o) for o in taken):
             continue

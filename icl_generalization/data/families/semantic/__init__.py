@@ -9,8 +9,8 @@ _FINETUNED_OR_ICL = ("ICL", "FT", "augmented FT")
 
 FAMILY = FamilySpec(
     name=generator.NAME, generator_version=generator.GENERATOR_VERSION,
-    # 1.1: answers repeat at most twice per split, distractors frequency-balanced
-    task_version=1.1,
+    # 1.1: answers repeat at most twice per split, distractors frequency-balanced; 1.2: words from its own pool
+    task_version=1.2,
     splits=_SPLITS, inference_splits=frozenset({"reversal", "syllogism", "category_holdout"}),
     reversal_splits=frozenset({"reversal"}), sweep_split="reversal",
     chance=dict.fromkeys(_SPLITS, 0.25),

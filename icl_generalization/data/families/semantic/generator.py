@@ -29,7 +29,7 @@ from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem
 
 NAME = "semantic"
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "1.2"
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 N_CHOICES = 4
 # A word is the answer to at most this many items of a split (see _ItemBuilder._select).
@@ -135,7 +135,7 @@ def generate(config: SemanticConfig, rng: random.Random, seed: int = 0) -> Datas
     untrained = set(holdouts)
     keys = [("category", c) for c in graph.categories]
     keys += sorted({(rel, v) for c in graph.categories for rel, vs in graph.own[c].items() for v in vs})
-    words = make_words(len(keys), rng, max_shared_head=2)
+    words = make_words(len(keys), rng, pool=NAME, max_shared_head=2)
     word = {key: w for key, w in zip(keys, words, strict=True)}
 
     def w(rel: str, value: str) -> str:

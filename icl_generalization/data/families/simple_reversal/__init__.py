@@ -5,7 +5,7 @@ from icl_generalization.data.families.simple_reversal.checker import check_simpl
 from icl_generalization.data.family import Claim, FamilySpec
 
 FAMILY = FamilySpec(
-    name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.0,
+    name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.1,
     splits=generator.SPLITS, inference_splits=frozenset({"reversal"}),
     reversal_splits=frozenset({"reversal"}), sweep_split="reversal",
     chance={"reversal": 0.5},

@@ -19,7 +19,7 @@ from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc
 
 NAME = "simple_reversal"
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 SPLITS = ("reversal",)
 
 # 28 features that take a clean "more X" / "less X" comparison (no irregular comparatives).
@@ -72,7 +72,7 @@ def statement(subject: str, direction: str, feature: str, other: str) -> str:
 def generate(config: SimpleReversalConfig, rng: random.Random, seed: int = 0) -> Dataset:
     # Up to 300 facts need 600 words, more than one word per first syllable allows; the choices of one item
     # hold the same two words, so sharing a first syllable across facts cannot leak an answer.
-    words = make_words(2 * config.n_facts, rng, max_shared_head=1 if config.n_facts <= 100 else 3)
+    words = make_words(2 * config.n_facts, rng, pool=NAME, max_shared_head=1 if config.n_facts <= 100 else 3)
     # Features cycle so all 28 are used about equally; directions alternate, then both are shuffled.
     features = [FEATURES[i % len(FEATURES)] for i in range(config.n_facts)]
     directions = ["more" if i % 2 == 0 else "less" for i in range(config.n_facts)]

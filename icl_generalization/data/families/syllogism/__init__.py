@@ -5,7 +5,7 @@ from icl_generalization.data.families.syllogism.checker import check_syllogism
 from icl_generalization.data.family import Claim, FamilySpec
 
 FAMILY = FamilySpec(
-    name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.0,
+    name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.1,
     splits=generator.SPLITS, inference_splits=frozenset({"conclusion"}),
     reversal_splits=frozenset(), sweep_split="conclusion",
     # 1/6 for Barbara-like items (one valid statement), 1/3 for the rest (two): see the generator's docstring.

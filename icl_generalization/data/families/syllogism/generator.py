@@ -31,7 +31,7 @@ from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc
 
 NAME = "syllogism"
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 SPLITS = ("conclusion",)
 QUANTIFIERS = {"A": "All", "E": "No", "I": "Some"}
 
@@ -125,7 +125,7 @@ def generate(config: SyllogismConfig, rng: random.Random, seed: int = 0) -> Data
     plan = [order[i % len(forms)] for i in range(config.n_items)]
     rng.shuffle(plan)
     # Three fresh words per item: shared terms between items would let one item's premises change another's.
-    words = make_words(3 * config.n_items, rng, max_shared_head=1 if config.n_items <= 90 else 4)
+    words = make_words(3 * config.n_items, rng, pool=NAME, max_shared_head=1 if config.n_items <= 90 else 4)
     train: list[TrainDoc] = []
     test: list[TestItem] = []
     for i, form_index in enumerate(plan):
