@@ -1,0 +1,166 @@
+"""Prove the prefix-cached path on a loaded model before trusting it with an evaluation.
+
+The cached path relies on each architecture applying a caller's 4D mask and ``position_ids`` exactly as it would
+build them itself. Most do; some do not and fail loudly (BLOOM and Falcon's ALiBi, RWKV's recurrent state), and
+some fail **silently** (GPT-Neo's local attention, MPT's ALiBi: wrong log-likelihoods, no error). A config can
+not tell them apart, so on first use each model scores a short probe both ways, the cached path against one plain
+forward of each prefix + continuation, and keeps the cached path only if every log-probability row agrees within
+a dtype-appropriate tolerance and picks the same argmax. The verdict is kept per model object.
+
+The probe is random token ids (the model's numbers do not need meaningful text to disagree), a prefix longer
+than any attention window the config declares (a window shorter than the probe is the only way a windowing error
+can show) and continuations of several lengths, chunked and packed the way scoring runs them. It costs one
+prefix plus a few full forwards of it, once per loaded model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from icl_generalization.scoring.prefix_cache import (
+    PrefixCacheConfig,
+    compute_prefix,
+    continuation_logprobs,
+    text_config,
+    unsupported_reason,
+)
+
+PROBE_PREFIX = 300
+PROBE_CONTINUATIONS = (1, 4, 9, 2, 6)  # token counts: one with nothing to pack, several packed together
+# Config fields that bound how far back some layers look; the probe's prefix reaches past the longest.
+WINDOW_FIELDS = ("sliding_window", "window_size", "attention_window", "local_window_size")
+WINDOW_MARGIN = 64
+# Largest |difference| allowed between the two paths' log-probabilities, by the dtype the model computes in.
+# fp32 paths differ by about 1e-5 (summation order); half precision keeps 8 (bf16) or 11 (fp16) bits, so the
+# same reordering moves a log-probability of -20 by a few hundredths. An error of the kind the probe exists for
+# (a token seeing what it should not) moves them by tenths to nats in fp32, where the matrix test proves it.
+TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4, torch.float16: 5e-2, torch.bfloat16: 2.5e-1}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a model's cached scores may be trusted; ``reason`` says why not."""
+
+    reason: str | None
+    max_error: float = 0.0
+
+    @property
+    def trusted(self) -> bool:
+        return self.reason is None
+
+
+_VERDICTS: weakref.WeakKeyDictionary[Any, Verdict] = weakref.WeakKeyDictionary()
+
+
+def probe_prefix_length(model: Any, max_length: int) -> int:
+    """PROBE_PREFIX tokens, or more where a declared window would otherwise never be exceeded."""
+    config = text_config(model)
+    windows = [w for name in WINDOW_FIELDS if isinstance(w := getattr(config, name, None), int) and w > 0]
+    wanted = max([PROBE_PREFIX] + [w + WINDOW_MARGIN for w in windows])
+    return max(1, min(wanted, max_length - max(PROBE_CONTINUATIONS)))
+
+
+def _probe_tokens(model: Any, max_length: int) -> tuple[list[int], list[list[int]]]:
+    vocab = int(getattr(text_config(model), "vocab_size", 0) or 0)
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if isinstance(embeddings, torch.nn.Embedding):
+        vocab = min(vocab, embeddings.num_embeddings) if vocab else embeddings.num_embeddings
+    rng = random.Random(0)  # the same probe for every model and run
+    prefix = [rng.randrange(vocab) for _ in range(probe_prefix_length(model, max_length))]
+    return prefix, [[rng.randrange(vocab) for _ in range(n)] for n in PROBE_CONTINUATIONS]
+
+
+def _reference_rows(model: Any, prefix: Sequence[int], continuation: Sequence[int]) -> torch.Tensor:
+    """Stock scoring's rows: one plain forward, no cache, the positions that predict the continuation."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([[*prefix, *continuation[:-1]]], dtype=torch.long, device=device)
+    with torch.no_grad():
+        logits = model(input_ids=ids, use_cache=False).logits[0, len(prefix) - 1:]
+    return F.log_softmax(logits, dim=-1, dtype=torch.float32)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+
+
+def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: float) -> tuple[float, bool]:
+    """Max |difference| of two [n, vocab] log-probability blocks, and whether their argmaxes agree.
+
+    Equal entries count as no difference (so -inf against -inf is 0, not NaN). An argmax may differ only where
+    the reference's best two choices are themselves within the tolerance of each other.
+    """
+    difference = torch.where(reference == cached, 0.0, (reference - cached).abs())
+    error = float(difference.max())
+    clear = torch.ones(reference.shape[0], dtype=torch.bool, device=reference.device)
+    if reference.shape[-1] > 1:
+        best_two = reference.topk(2, dim=-1).values
+        clear = best_two[:, 0] - best_two[:, 1] > tolerance
+    same = bool((reference.argmax(-1) == cached.argmax(-1))[clear].all())
+    return error, same
+
+
+def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
+                      dtype: torch.dtype | None = None) -> Verdict:
+    """Score the probe both ways on ``model`` (run under the caller's autocast) and say whether they agree.
+
+    ``dtype`` is what the model computes in (its parameters' dtype unless autocast says otherwise); it picks
+    the tolerance. ``config`` is the scoring's; the probe keeps its memory budget but chunks the prefix in three
+    so chunked prefill is exercised.
+    """
+    static = unsupported_reason(model)
+    if static is not None:
+        return Verdict(static)
+    dtype = dtype or next(model.parameters()).dtype
+    tolerance = TOLERANCE.get(dtype, TOLERANCE[torch.float32])
+    prefix_ids, continuations = _probe_tokens(model, max_length)
+    memory_mb = config.memory_mb if config else None
+    probe_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
+    try:
+        references = [_reference_rows(model, prefix_ids, c) for c in continuations]
+    except Exception as error:  # the stock path will meet the same error and report it
+        return Verdict(f"a plain forward of the probe failed ({_one_line(error)})")
+    try:
+        prefix = compute_prefix(model, prefix_ids, probe_config)
+        cached = dict(continuation_logprobs(model, prefix, continuations, [len(c) for c in continuations],
+                                            probe_config, torch.float32))
+    except Exception as error:  # any failure of the cached path means the stock path
+        return Verdict(f"the cached path failed on a probe ({_one_line(error)})")
+    worst, all_same = 0.0, True
+    for i, reference in enumerate(references):
+        difference, same = _compare(reference, cached[i].to(reference.device), tolerance)
+        worst, all_same = max(worst, difference), all_same and same
+    where = f"from plain forwards on a {len(prefix_ids)}-token probe"
+    if math.isnan(worst) or worst > tolerance:
+        name = str(dtype).removeprefix("torch.")
+        return Verdict(f"the cached path differs by up to {worst:.3g} nats {where} (tolerance {tolerance:g} in "
+                       f"{name})", worst)
+    if not all_same:
+        return Verdict(f"the cached path picks other argmax tokens {where}", worst)
+    return Verdict(None, worst)
+
+
+def cached_path_verdict(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
+                        dtype: torch.dtype | None = None) -> Verdict:
+    """``check_cached_path`` once per model object; later calls return the first verdict."""
+    verdict = _VERDICTS.get(model)
+    if verdict is None:
+        verdict = _VERDICTS[model] = check_cached_path(model, max_length, config, dtype)
+    return verdict
+
+
+def distrust(model: Any, reason: str) -> Verdict:
+    """Record that the cached path failed on ``model`` after its probe passed, so it is not tried again."""
+    verdict = _VERDICTS[model] = Verdict(reason)
+    return verdict
+
+
+__all__ = ["Verdict", "cached_path_verdict", "check_cached_path", "distrust", "probe_prefix_length"]
