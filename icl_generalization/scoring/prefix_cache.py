@@ -101,6 +101,15 @@ def text_config(model: Any) -> Any:
     return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
 
 
+def config_int(config: Any, name: str) -> int | None:
+    """A positive integer field of ``config``, or ``None`` where it is absent, unset or not one number."""
+    try:
+        value = getattr(config, name, None)
+    except RuntimeError:  # heterogeneous configs refuse a global read of a per-layer field (Gemma 4 head_dim)
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def unsupported_reason(model: Any) -> str | None:
     """Why the config alone rules ``model`` out of the cached path (``None``: let ``scoring.probe`` decide)."""
     config = text_config(model)
@@ -207,13 +216,13 @@ def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
     """
     cfg = text_config(model)
     elem = _bytes_per_element(model)
-    heads = int(getattr(cfg, "num_attention_heads", 1))
-    hidden = int(getattr(cfg, "hidden_size", 1))
-    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
-    layers = int(getattr(cfg, "num_hidden_layers", 1))
-    vocab = int(getattr(cfg, "vocab_size", 1))
-    inter = int(getattr(cfg, "intermediate_size", None) or 4 * hidden)
+    heads = config_int(cfg, "num_attention_heads") or 1
+    hidden = config_int(cfg, "hidden_size") or 1
+    kv_heads = config_int(cfg, "num_key_value_heads") or heads
+    head_dim = config_int(cfg, "head_dim") or max(1, hidden // heads)
+    layers = config_int(cfg, "num_hidden_layers") or 1
+    vocab = config_int(cfg, "vocab_size") or 1
+    inter = config_int(cfg, "intermediate_size") or 4 * hidden
     kv_len = prefix_length + n_tokens
     logits = n_tokens * vocab * (elem + 4 + 4)
     scores = 2 * heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
@@ -240,11 +249,6 @@ def _as_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
     return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
 
-def _sliding_window(config: Any) -> int | None:
-    window = getattr(config, "sliding_window", None)
-    return window if isinstance(window, int) and window > 0 else None
-
-
 def packed_masks(model: Any, prefix_length: int, lengths: Sequence[int],
                  device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
     """The attention mask of one packed forward: [1, 1, n, prefix + n], or one per layer type.
@@ -260,7 +264,7 @@ def packed_masks(model: Any, prefix_length: int, lengths: Sequence[int],
     own = (segment[:, None] == segment[None, :]) & (index[:, None] >= index[None, :])
     allowed = torch.cat([torch.ones(n, prefix_length, dtype=torch.bool, device=device), own], dim=1)
     config = text_config(model)
-    window = _sliding_window(config)
+    window = config_int(config, "sliding_window")
     layer_types = getattr(config, "layer_types", None) or ()
     # Hybrid models name their sliding layers; single-kind ones (Mistral, Starcoder2) slide wherever a window
     # is set, unless the config switches it off (Qwen2's use_sliding_window).

@@ -5,7 +5,8 @@ build them itself. Most do; some do not and fail loudly (BLOOM and Falcon's ALiB
 some fail **silently** (GPT-Neo's local attention, MPT's ALiBi: wrong log-likelihoods, no error). A config can
 not tell them apart, so on first use each model scores a short probe both ways, the cached path against one plain
 forward of each prefix + continuation, and keeps the cached path only if every log-probability row agrees within
-a dtype-appropriate tolerance and picks the same argmax. The verdict is kept per model object.
+a dtype-appropriate tolerance and picks the same argmax (a half-precision model is also proved in float32, where
+small structural errors show). The verdict is kept per model object.
 
 The probe is random token ids (the model's numbers do not need meaningful text to disagree), a prefix longer
 than any attention window the config declares (a window shorter than the probe is the only way a windowing error
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
+    config_int,
     continuation_logprobs,
     text_config,
     unsupported_reason,
@@ -40,8 +42,9 @@ WINDOW_FIELDS = ("sliding_window", "window_size", "attention_window", "local_win
 WINDOW_MARGIN = 64
 # Largest |difference| allowed between the two paths' log-probabilities, by the dtype the model computes in.
 # fp32 paths differ by about 1e-5 (summation order); half precision keeps 8 (bf16) or 11 (fp16) bits, so the
-# same reordering moves a log-probability of -20 by a few hundredths. An error of the kind the probe exists for
-# (a token seeing what it should not) moves them by tenths to nats in fp32, where the matrix test proves it.
+# same reordering moves a log-probability of -20 by a few hundredths. Half-precision models are also proved in
+# float32 at the strict tolerance (see ``check_cached_path``), so the loose ones only guard the kernels.
+EXACT_DTYPES = (torch.float32, torch.float64)
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4, torch.float16: 5e-2, torch.bfloat16: 2.5e-1}
 
 
@@ -63,13 +66,13 @@ _VERDICTS: weakref.WeakKeyDictionary[Any, Verdict] = weakref.WeakKeyDictionary()
 def probe_prefix_length(model: Any, max_length: int) -> int:
     """PROBE_PREFIX tokens, or more where a declared window would otherwise never be exceeded."""
     config = text_config(model)
-    windows = [w for name in WINDOW_FIELDS if isinstance(w := getattr(config, name, None), int) and w > 0]
+    windows = [w for name in WINDOW_FIELDS if (w := config_int(config, name)) is not None]
     wanted = max([PROBE_PREFIX] + [w + WINDOW_MARGIN for w in windows])
     return max(1, min(wanted, max_length - max(PROBE_CONTINUATIONS)))
 
 
 def _probe_tokens(model: Any, max_length: int) -> tuple[list[int], list[list[int]]]:
-    vocab = int(getattr(text_config(model), "vocab_size", 0) or 0)
+    vocab = config_int(text_config(model), "vocab_size") or 0
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if isinstance(embeddings, torch.nn.Embedding):
         vocab = min(vocab, embeddings.num_embeddings) if vocab else embeddings.num_embeddings
@@ -108,44 +111,85 @@ def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: float) ->
     return error, same
 
 
-def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
-                      dtype: torch.dtype | None = None) -> Verdict:
-    """Score the probe both ways on ``model`` (run under the caller's autocast) and say whether they agree.
-
-    ``dtype`` is what the model computes in (its parameters' dtype unless autocast says otherwise); it picks
-    the tolerance. ``config`` is the scoring's; the probe keeps its memory budget but chunks the prefix in three
-    so chunked prefill is exercised.
-    """
-    static = unsupported_reason(model)
-    if static is not None:
-        return Verdict(static)
-    dtype = dtype or next(model.parameters()).dtype
+def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]], config: PrefixCacheConfig,
+                dtype: torch.dtype) -> Verdict:
     tolerance = TOLERANCE.get(dtype, TOLERANCE[torch.float32])
-    prefix_ids, continuations = _probe_tokens(model, max_length)
-    memory_mb = config.memory_mb if config else None
-    probe_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
     try:
         references = [_reference_rows(model, prefix_ids, c) for c in continuations]
     except Exception as error:  # the stock path will meet the same error and report it
         return Verdict(f"a plain forward of the probe failed ({_one_line(error)})")
     try:
-        prefix = compute_prefix(model, prefix_ids, probe_config)
+        prefix = compute_prefix(model, prefix_ids, config)
         cached = dict(continuation_logprobs(model, prefix, continuations, [len(c) for c in continuations],
-                                            probe_config, torch.float32))
+                                            config, torch.float32))
     except Exception as error:  # any failure of the cached path means the stock path
         return Verdict(f"the cached path failed on a probe ({_one_line(error)})")
     worst, all_same = 0.0, True
     for i, reference in enumerate(references):
         difference, same = _compare(reference, cached[i].to(reference.device), tolerance)
         worst, all_same = max(worst, difference), all_same and same
-    where = f"from plain forwards on a {len(prefix_ids)}-token probe"
+    where = f"from plain forwards on a {len(prefix_ids)}-token probe in {str(dtype).removeprefix('torch.')}"
     if math.isnan(worst) or worst > tolerance:
-        name = str(dtype).removeprefix("torch.")
-        return Verdict(f"the cached path differs by up to {worst:.3g} nats {where} (tolerance {tolerance:g} in "
-                       f"{name})", worst)
+        return Verdict(f"the cached path differs by up to {worst:.3g} nats {where} (tolerance {tolerance:g})", worst)
     if not all_same:
         return Verdict(f"the cached path picks other argmax tokens {where}", worst)
     return Verdict(None, worst)
+
+
+def _named_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from model.named_parameters()
+    yield from model.named_buffers()
+
+
+def _in_float32(model: Any, probe: Callable[[], Verdict]) -> Verdict:
+    """Run ``probe`` with the model's floating tensors in float32, then put each back in its own dtype.
+
+    A bf16 or fp16 value survives the round trip exactly, and tensors a model keeps in float32 stay so. A model
+    that cannot be upcast (quantized weights, too little free GPU memory) cannot be verified: the stock path.
+    """
+    if any(not p.is_floating_point() for p in model.parameters()):
+        return Verdict("a quantized model cannot be upcast to float32 to verify the cached path")
+    device = next(model.parameters()).device
+    extra = sum(p.numel() * (4 - p.element_size()) for p in model.parameters() if p.element_size() < 4)
+    if device.type == "cuda" and torch.cuda.mem_get_info(device)[0] < 1.25 * extra:
+        return Verdict(f"verifying the cached path in float32 needs {extra / 2**30:.1f} GiB more free GPU memory")
+    saved = {name: tensor.dtype for name, tensor in _named_tensors(model)}
+    try:
+        model.float()
+        with torch.autocast(device_type=device.type, enabled=False):
+            return probe()
+    except torch.OutOfMemoryError:
+        return Verdict("ran out of memory verifying the cached path in float32")
+    finally:
+        for name, tensor in _named_tensors(model):
+            if tensor.dtype != saved[name]:
+                tensor.data = tensor.data.to(saved[name])
+
+
+def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
+                      dtype: torch.dtype | None = None) -> Verdict:
+    """Score the probe both ways on ``model`` (run under the caller's autocast) and say whether they agree.
+
+    ``dtype`` is what the model computes in (its parameters' dtype unless autocast says otherwise). Half
+    precision rounds log-probabilities by a few hundredths, which would hide a structural error of a few
+    thousandths (GPT-Neo's window, measured 0.003 nats in bf16 against 0.0015 in fp32); so a half-precision
+    model is proved in float32 at the strict tolerance first (upcast in place and restored), then in its own
+    dtype at that dtype's tolerance, which catches kernels that fail or go wrong only there. ``config`` is the
+    scoring's; the probe keeps its memory budget but chunks the prefix in three so chunked prefill is exercised.
+    """
+    static = unsupported_reason(model)
+    if static is not None:
+        return Verdict(static)
+    dtype = dtype or next(model.parameters()).dtype
+    prefix_ids, continuations = _probe_tokens(model, max_length)
+    memory_mb = config.memory_mb if config else None
+    probe_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
+    if dtype not in EXACT_DTYPES:
+        verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, probe_config,
+                                                         torch.float32))
+        if not verdict.trusted:
+            return verdict
+    return _probe_once(model, prefix_ids, continuations, probe_config, dtype)
 
 
 def cached_path_verdict(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
