@@ -16,7 +16,6 @@ prefix plus a few full forwards of it, once per loaded model.
 
 from __future__ import annotations
 
-import math
 import random
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -40,12 +39,15 @@ PROBE_CONTINUATIONS = (1, 4, 9, 2, 6)  # token counts: one with nothing to pack,
 # Config fields that bound how far back some layers look; the probe's prefix reaches past the longest.
 WINDOW_FIELDS = ("sliding_window", "window_size", "attention_window", "local_window_size")
 WINDOW_MARGIN = 64
-# Largest |difference| allowed between the two paths' log-probabilities, by the dtype the model computes in.
-# fp32 paths differ by about 1e-5 (summation order); half precision keeps 8 (bf16) or 11 (fp16) bits, so the
-# same reordering moves a log-probability of -20 by a few hundredths. Half-precision models are also proved in
-# float32 at the strict tolerance (see ``check_cached_path``), so the loose ones only guard the kernels.
+# Largest |difference| allowed between the two paths' log-probabilities, by the dtype the model computes in:
+# (absolute, relative to |log-probability|). fp32 paths differ by about 1e-5 (summation order). Half precision
+# keeps 8 (bf16) or 11 (fp16) bits: on the default model in bf16, the two paths' rows differ by up to 0.47 nats
+# (6% of the tail log-probabilities near -30), noise that would hide any structural error. So half-precision
+# models are proved in float32 at the strict tolerance first (``check_cached_path``), and the loose half-precision
+# tolerances only guard against kernels that fail or produce garbage in that dtype.
 EXACT_DTYPES = (torch.float32, torch.float64)
-TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4, torch.float16: 5e-2, torch.bfloat16: 2.5e-1}
+TOLERANCE = {torch.float32: (1e-4, 0.0), torch.float64: (1e-4, 0.0), torch.float16: (0.1, 0.03),
+             torch.bfloat16: (0.25, 0.15)}
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,13 @@ def _probe_tokens(model: Any, max_length: int) -> tuple[list[int], list[list[int
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if isinstance(embeddings, torch.nn.Embedding):
         vocab = min(vocab, embeddings.num_embeddings) if vocab else embeddings.num_embeddings
+    # Special ids left out: a pad id in a plain forward makes transformers log a padding warning.
+    config = text_config(model)
+    special = {getattr(config, name, None) for name in ("pad_token_id", "bos_token_id", "eos_token_id")}
+    ids = [i for i in range(vocab) if i not in special] or list(range(vocab))
     rng = random.Random(0)  # the same probe for every model and run
-    prefix = [rng.randrange(vocab) for _ in range(probe_prefix_length(model, max_length))]
-    return prefix, [[rng.randrange(vocab) for _ in range(n)] for n in PROBE_CONTINUATIONS]
+    prefix = [rng.choice(ids) for _ in range(probe_prefix_length(model, max_length))]
+    return prefix, [[rng.choice(ids) for _ in range(n)] for n in PROBE_CONTINUATIONS]
 
 
 def _reference_rows(model: Any, prefix: Sequence[int], continuation: Sequence[int]) -> torch.Tensor:
@@ -95,20 +101,21 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
 
 
-def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: float) -> tuple[float, bool]:
-    """Max |difference| of two [n, vocab] log-probability blocks, and whether their argmaxes agree.
+def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: tuple[float, float]) -> tuple[float, bool]:
+    """Max |difference| of two [n, vocab] log-probability blocks, and whether they agree within ``tolerance``.
 
-    Equal entries count as no difference (so -inf against -inf is 0, not NaN). An argmax may differ only where
-    the reference's best two choices are themselves within the tolerance of each other.
+    Equal entries count as no difference (so -inf against -inf is 0, not NaN). Argmaxes must agree, except
+    where the reference's best two choices are themselves within the absolute tolerance of each other.
     """
+    absolute, relative = tolerance
     difference = torch.where(reference == cached, 0.0, (reference - cached).abs())
-    error = float(difference.max())
+    within = bool((difference <= absolute + relative * reference.abs()).all())  # False on NaN
     clear = torch.ones(reference.shape[0], dtype=torch.bool, device=reference.device)
     if reference.shape[-1] > 1:
         best_two = reference.topk(2, dim=-1).values
-        clear = best_two[:, 0] - best_two[:, 1] > tolerance
+        clear = best_two[:, 0] - best_two[:, 1] > absolute
     same = bool((reference.argmax(-1) == cached.argmax(-1))[clear].all())
-    return error, same
+    return float(difference.max()), within and same
 
 
 def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]], config: PrefixCacheConfig,
@@ -124,16 +131,17 @@ def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]
                                             config, torch.float32))
     except Exception as error:  # any failure of the cached path means the stock path
         return Verdict(f"the cached path failed on a probe ({_one_line(error)})")
-    worst, all_same = 0.0, True
+    worst, agree = 0.0, True
     for i, reference in enumerate(references):
-        difference, same = _compare(reference, cached[i].to(reference.device), tolerance)
-        worst, all_same = max(worst, difference), all_same and same
-    where = f"from plain forwards on a {len(prefix_ids)}-token probe in {str(dtype).removeprefix('torch.')}"
-    if math.isnan(worst) or worst > tolerance:
-        return Verdict(f"the cached path differs by up to {worst:.3g} nats {where} (tolerance {tolerance:g})", worst)
-    if not all_same:
-        return Verdict(f"the cached path picks other argmax tokens {where}", worst)
-    return Verdict(None, worst)
+        difference, ok = _compare(reference, cached[i].to(reference.device), tolerance)
+        worst, agree = max(worst, difference), agree and ok
+    if agree:
+        return Verdict(None, worst)
+    absolute, relative = tolerance
+    allowed = f"{absolute:g}" + (f" + {relative:g} x |log-probability|" if relative else "")
+    return Verdict(f"the cached path differs by up to {worst:.3g} nats (or in its argmax) from plain forwards on a "
+                   f"{len(prefix_ids)}-token probe in {str(dtype).removeprefix('torch.')} (tolerance {allowed})",
+                   worst)
 
 
 def _named_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
