@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -11,9 +12,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
+    cache_keyword,
     compute_prefix,
     forward_bytes,
     generate_from_prefix,
+    packed_masks,
     score_continuations,
     tokens_per_forward,
     unsupported_reason,
@@ -123,8 +126,12 @@ def test_unsupported_models_are_named() -> None:
     # Flash-attention kernels cannot be loaded on this machine; the check only reads the config.
     flash = SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2"))
     assert "attention implementation" in (unsupported_reason(flash) or "")
+    # Sliding layers have a packed mask now; chunked or recurrent layers do not.
     windowed = _model("sdpa", layer_types=["sliding_attention", "full_attention"], sliding_window=16)
-    assert unsupported_reason(windowed) is not None
+    assert unsupported_reason(windowed) is None
+    hybrid = SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa",
+                                                    layer_types=["linear_attention", "full_attention"]))
+    assert "linear_attention" in (unsupported_reason(hybrid) or "")
 
 
 def test_config_validation_names_the_field() -> None:
@@ -132,3 +139,76 @@ def test_config_validation_names_the_field() -> None:
         PrefixCacheConfig(batch_tokens=0)
     with pytest.raises(ValueError, match="memory_mb"):
         PrefixCacheConfig(memory_mb=-5)
+
+
+def _windowed(name: str, impl: str) -> torch.nn.Module:
+    """A tiny model with a 16-token window, far shorter than the prefixes below; hybrid where the family is."""
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    sizes = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=8, max_position_embeddings=512, sliding_window=16)
+    configs = {
+        "gemma2": (Gemma2ForCausalLM, Gemma2Config(**sizes)),  # sliding and full layers alternate
+        "gemma3": (Gemma3ForCausalLM, Gemma3TextConfig(**sizes, sliding_window_pattern=2)),
+        "mistral": (MistralForCausalLM, MistralConfig(**sizes)),  # every layer slides, no layer_types
+        "qwen2": (Qwen2ForCausalLM, Qwen2Config(**sizes, use_sliding_window=True, max_window_layers=2)),
+    }
+    model_class, config = configs[name]
+    config._attn_implementation = impl
+    torch.manual_seed(0)
+    return model_class(config).eval()
+
+
+# Gemma2 builds with eager attention only.
+@pytest.mark.parametrize(("name", "impl"), [("gemma2", "eager"), ("gemma3", "sdpa"), ("gemma3", "eager"),
+                                            ("mistral", "sdpa"), ("mistral", "eager"), ("qwen2", "sdpa"),
+                                            ("qwen2", "eager")])
+def test_sliding_window_and_hybrid_models_match_full_forwards(name: str, impl: str) -> None:
+    model = _windowed(name, impl)
+    rng = random.Random(3)
+    prefix_ids = [rng.randrange(VOCAB) for _ in range(61)]
+    # The 25-token continuation reaches past the window from inside its own segment too.
+    conts = [[rng.randrange(VOCAB) for _ in range(n)] for n in (1, 6, 25, 3)]
+    n_scored = [len(c) for c in conts]
+    prefix = compute_prefix(model, prefix_ids, PrefixCacheConfig(batch_tokens=7))  # chunks shorter than the window
+    got = score_continuations(model, prefix, conts, n_scored, PrefixCacheConfig(batch_tokens=40))
+    for cont, scored in zip(conts, got, strict=True):
+        expected, greedy = _reference(model, prefix_ids + cont, len(cont))
+        torch.testing.assert_close(scored.logprobs, expected, atol=1e-5, rtol=0)
+        assert scored.greedy == greedy
+    # The window really bites: the same weights without it score the long continuation differently.
+    model.config.sliding_window = 4096
+    unwindowed, _ = _reference(model, prefix_ids + conts[2], len(conts[2]))
+    assert float((unwindowed - got[2].logprobs).abs().max()) > 1e-2
+
+
+def test_hybrid_models_get_one_mask_per_layer_type() -> None:
+    masks = packed_masks(_windowed("gemma3", "sdpa"), 20, [3, 2], torch.device("cpu"))
+    assert isinstance(masks, dict) and set(masks) == {"full_attention", "sliding_attention"}
+    full, sliding = masks["full_attention"][0, 0], masks["sliding_attention"][0, 0]
+    assert full.shape == sliding.shape == (5, 25)
+    # The last token of the first segment sits at position 22: it sees positions 7..22 through the window.
+    assert full[2, :20].all() and sliding[2, 7:20].all() and not sliding[2, :7].any()
+    assert full[2, 20:23].all() and not full[2, 23:].any()  # its own segment, causally; never the other one
+    assert isinstance(packed_masks(_windowed("mistral", "sdpa"), 20, [3], torch.device("cpu")), torch.Tensor)
+
+
+def test_scoring_and_generation_raise_no_deprecation_warnings() -> None:
+    # transformers 5.24 renamed past_key_values to cache and warns (FutureWarning) on every forward that uses the
+    # old name; the cached path must use whichever name the installed version takes.
+    model = _model("sdpa")
+    assert cache_keyword(model) in ("cache", "past_key_values")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prefix = compute_prefix(model, list(range(40)), PrefixCacheConfig(batch_tokens=16))
+        score_continuations(model, prefix, [[1, 2, 3], [4]], [3, 1])
+        generate_from_prefix(model, prefix, [5], max_new_tokens=3, do_sample=False)

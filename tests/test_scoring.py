@@ -94,6 +94,7 @@ def test_cached_scores_equal_stock_scores_on_an_icl_task(lms: tuple[HFLM, Prefix
     cont_lengths = {len(cached.tok_encode(choice)) for row in icl_rows for choice in row["choices"]}
     assert len(cont_lengths) >= 2, "continuations of different lengths are part of what is checked"
     expected = stock.loglikelihood(requests, disable_tqdm=True)
+    assert cached.prefix_cache_verdict() is None  # the probe runs here, so its tokens are not counted below
     before = dict(cached.prefix_stats)
     seen, handle = _count_tokens(cached.model)
     try:

@@ -177,6 +177,8 @@ def run_prefix_cache_bench(config: BenchConfig) -> dict[str, Any]:
         "attention": model.config._attn_implementation, "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
+    # The cached path's one-time probe (scoring.probe) runs now, so neither path's tokens or time include it.
+    result["prefix_cache_off"] = cached.prefix_cache_verdict()
     seen, remove_hook = _token_counter(model)
     try:
         with torch.no_grad():  # one small forward first, so one-time kernel setup is timed on neither path

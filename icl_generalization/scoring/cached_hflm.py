@@ -12,6 +12,11 @@ worth sharing, default 256), ``prefix_batch_tokens`` (most tokens in one forward
 
 Unlike HFLM, a request longer than the model's window is refused (``ContextBudgetError``) instead of being
 cut from the left with a log line: for an in-context task that cut silently drops the evidence.
+
+The cached path is trusted only on models where it has proved itself: on first use a short probe is scored
+both ways (``scoring.probe``). A model that fails it, or whose cached path raises later, is scored the stock way
+with one log line saying why: an architecture the cached path does not fit costs speed, never a wrong number
+or a crashed evaluation.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from icl_generalization.scoring.prefix_cache import (
     score_continuations,
     unsupported_reason,
 )
+from icl_generalization.scoring.probe import cached_path_verdict, distrust
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +198,28 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
             return "prefix_cache=false"
         if self.backend != "causal":
             return f"backend {self.backend!r} is not causal"
-        return unsupported_reason(self.model, self.max_length)
+        return unsupported_reason(self.model)
+
+    def prefix_cache_verdict(self) -> str | None:
+        """Why this model is scored the stock way (``None``: the cached path passed its probe).
+
+        The probe runs on the first call per model object, under the same autocast as scoring; later calls and
+        other instances sharing the model reuse its verdict. Benchmarks call this first so the probe's tokens
+        and time are counted on neither path.
+        """
+        reason = self._cache_unsupported()
+        if reason is not None:
+            return reason
+        dtype = self.mixed_precision_dtype or next(self.model.parameters()).dtype
+        with self._autocast():
+            verdict = cached_path_verdict(self.model, self.max_length, self.prefix_settings.cache, dtype)
+        return verdict.reason
+
+    def _warn_stock(self, reason: str) -> None:
+        # Once per reason: loglikelihood_rolling calls _loglikelihood_tokens per batch.
+        if reason != "prefix_cache=false" and reason not in self._prefix_warned:
+            self._prefix_warned.add(reason)
+            log.warning("prefix cache off, scoring the stock way: %s", reason)
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
@@ -205,23 +232,27 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
         self._refuse_overlong(requests)
         reason = self._cache_unsupported()
-        if reason is not None or len(requests) < 2:
-            if reason and reason != "prefix_cache=false" and reason not in self._prefix_warned:
-                self._prefix_warned.add(reason)  # once per reason: loglikelihood_rolling calls this per batch
-                log.warning("prefix cache off, scoring the stock way: %s", reason)
-            stock: list[tuple[float, bool]] = super()._loglikelihood_tokens(
-                requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
-            return stock
         inputs = [(ctx + cont)[:-1] for _, ctx, cont in requests]
-        plan = plan_groups(inputs, [len(ctx) for _, ctx, _ in requests], self.prefix_settings.min_tokens)
+        plan = None
+        if reason is None and len(requests) >= 2:
+            plan = plan_groups(inputs, [len(ctx) for _, ctx, _ in requests], self.prefix_settings.min_tokens)
+            # The probe runs only where the cached path would: a task without shared contexts never pays it.
+            reason = self.prefix_cache_verdict() if plan.groups else None
+        if reason is not None or plan is None:
+            if reason is not None:
+                self._warn_stock(reason)
+            return self._stock(requests, range(len(requests)), disable_tqdm, override_bs)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         if plan.ordinary:
-            subset = [requests[i] for i in plan.ordinary]
-            stock = super()._loglikelihood_tokens(subset, disable_tqdm=disable_tqdm, override_bs=override_bs)
-            for i, answer in zip(plan.ordinary, stock, strict=True):
+            for i, answer in zip(plan.ordinary, self._stock(requests, plan.ordinary, disable_tqdm, override_bs),
+                                 strict=True):
                 results[i] = answer
         if plan.groups:
             self._score_groups(requests, plan.groups, results, disable_tqdm)
+        if any(r is None for r in results):  # the cached path failed part-way: the rest the stock way
+            rest = [i for i, r in enumerate(results) if r is None]
+            for i, answer in zip(rest, self._stock(requests, rest, disable_tqdm, override_bs), strict=True):
+                results[i] = answer
         stats = self.prefix_stats
         stats["groups"] += len(plan.groups)
         stats["cached_requests"] += len(requests) - len(plan.ordinary)
@@ -234,10 +265,29 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
+    def _stock(self, requests: Sequence[Request], indices: Sequence[int], disable_tqdm: bool,
+               override_bs: int | None) -> list[tuple[float, bool]]:
+        subset = [requests[i] for i in indices]
+        stock: list[tuple[float, bool]] = super()._loglikelihood_tokens(subset, disable_tqdm=disable_tqdm,
+                                                                        override_bs=override_bs)
+        return stock
+
     def _score_groups(self, requests: Sequence[Request], groups: Sequence[Group],
                       results: list[tuple[float, bool] | None], disable_tqdm: bool) -> None:
+        """Score the groups on the cached path; if it raises, stop and leave the rest for the stock path."""
         pbar = tqdm(total=sum(len(g.members) for g in groups), disable=(disable_tqdm or self.rank != 0),
                     desc="Running loglikelihood requests (prefix cache)")
+        try:
+            self._score_cached(requests, groups, results, pbar)
+        except Exception as error:  # a shape the probe did not meet; never worth a crashed evaluation
+            reason = f"the cached path failed after its probe passed ({type(error).__name__}: {error})"
+            distrust(self.model, reason)
+            self._warn_stock(reason)
+        finally:
+            pbar.close()
+
+    def _score_cached(self, requests: Sequence[Request], groups: Sequence[Group],
+                      results: list[tuple[float, bool] | None], pbar: tqdm) -> None:
         config = self.prefix_settings.cache
         with self._autocast():
             for group in groups:
@@ -253,7 +303,6 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
                     pbar.update(1)
                 del prefix  # free the cache before the next group's prefix is computed
-        pbar.close()
 
 
 __all__ = ["Group", "Plan", "PrefixCachedHFLM", "PrefixSettings", "plan_groups"]

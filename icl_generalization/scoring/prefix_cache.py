@@ -12,11 +12,20 @@ the whole training corpus in front of every document. Both pay for the prefix on
   (a) memory stays one prefix cache however many continuations run at once, instead of batch x prefix;
   (b) there is no padding, so the tokens run are exactly prefix + continuations (the benchmark's minimum);
   (c) it needs nothing model-specific beyond ``position_ids`` and a 4D mask, which transformers' eager and SDPA
-  attention take as given (``masking_utils`` returns a 4D mask unchanged).
+  attention take as given (``masking_utils`` returns a 4D mask unchanged). Sliding-window layers get a mask of
+  their own that also hides what lies ``sliding_window`` positions or more behind each token; models with both
+  kinds of layer (Gemma 2/3, Qwen2 with ``max_window_layers``) take a dict of masks keyed by layer type, as
+  ``generate`` hands them.
 - ``generate_from_prefix`` appends a suffix and samples with ``model.generate`` from the cached prefix.
 
 The cached tensors are never written to: every forward gets a fresh ``DynamicCache`` built from them, and
 ``DynamicLayer.update`` concatenates into new tensors, so one prefix serves any number of batches and calls.
+The prefix keeps every position even for sliding layers (a config-less ``DynamicCache``): the masks decide what
+each token sees, and the model's own chunked-prefill masks count positions from the start of the prefix.
+
+Not every architecture fits (ALiBi biases computed from a 2D mask, recurrent layers, models that ignore a 4D
+mask): ``unsupported_reason`` names what the config alone rules out, and ``scoring.probe`` proves the rest on
+each loaded model before the cached path is trusted.
 
 Numerics: a cached pass adds the same terms in a different order than one full pass (chunked prefill, a masked
 SDPA kernel instead of the ``is_causal`` one), so fp32 log-likelihoods differ from stock scoring by about 1e-5;
@@ -26,7 +35,7 @@ bf16 differs by its own rounding (about 1e-2 on a sum of a few tokens), as does 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +46,8 @@ from transformers import DynamicCache
 # Attention implementations known to apply a caller's 4D mask as given; flash-attention kernels take no
 # arbitrary mask, so models loaded with them are not eligible (see ``unsupported_reason``).
 MASKED_ATTENTION = ("sdpa", "eager")
+# The layer types the packed masks describe; chunked, linear or recurrent layers need something else.
+MASKED_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
 DEFAULT_BATCH_TOKENS = 1024
 DEFAULT_CPU_MEMORY_MB = 2048
 
@@ -84,32 +95,60 @@ class ScoredContinuation:
         return float(self.logprobs.sum())
 
 
-def _text_config(model: Any) -> Any:
+def text_config(model: Any) -> Any:
+    """The decoder's config (a multimodal model's text config, or the config itself)."""
     config = model.config
     return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
 
 
-def unsupported_reason(model: Any, max_length: int | None = None) -> str | None:
-    """Why ``model`` cannot take the cached path (``None`` when it can)."""
-    config = _text_config(model)
+def config_int(config: Any, name: str) -> int | None:
+    """A positive integer field of ``config``, or ``None`` where it is absent, unset or not one number."""
+    try:
+        value = getattr(config, name, None)
+    except RuntimeError:  # heterogeneous configs refuse a global read of a per-layer field (Gemma 4 head_dim)
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def unsupported_reason(model: Any) -> str | None:
+    """Why the config alone rules ``model`` out of the cached path (``None``: let ``scoring.probe`` decide)."""
+    config = text_config(model)
     if getattr(model.config, "is_encoder_decoder", False):
         return "encoder-decoder models score continuations in the decoder; there is no shared decoder prefix"
     impl = getattr(model.config, "_attn_implementation", None)
     if impl not in MASKED_ATTENTION:
         return f"attention implementation {impl!r} does not take a custom 4D mask (need one of {MASKED_ATTENTION})"
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types and any(t != "full_attention" for t in layer_types):
-        return f"layer types {sorted(set(layer_types))} are not all full attention (sliding or linear layers)"
-    window = getattr(config, "sliding_window", None)
-    if window and getattr(config, "use_sliding_window", True) and (max_length is None or window < max_length):
-        return f"sliding-window attention ({window} tokens) would be ignored by the packed mask"
+    layer_types = getattr(config, "layer_types", None) or ()
+    other = sorted(set(layer_types) - MASKED_LAYER_TYPES)
+    if other:
+        return f"layer types {other} have no packed mask (only {sorted(MASKED_LAYER_TYPES)})"
     return None
 
 
-def _accepts_logits_to_keep(model: Any) -> bool:
+def _base_model(model: Any) -> Any:
     # PEFT wraps the model and forwards **kwargs; ask the model that really runs.
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    return "logits_to_keep" in inspect.signature(_base_model(model).forward).parameters
+
+
+_CACHE_KEYWORDS: dict[type, str] = {}  # per model class, so the signature is read once
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword that hands a cache to ``model``'s forward (and ``generate``) in the installed transformers.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns from 5.24 on and goes in 5.40);
+    ``deprecate_kwarg`` keeps the signature, so the parameter list says which name this version takes.
+    """
+    base = _base_model(model)
+    keyword = _CACHE_KEYWORDS.get(type(base))
+    if keyword is None:
+        keyword = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        _CACHE_KEYWORDS[type(base)] = keyword
+    return keyword
 
 
 def _cache_from(prefix: CachedPrefix, batch: int = 1) -> DynamicCache:
@@ -131,14 +170,18 @@ def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConf
         raise ValueError("a prefix needs at least one token")
     config = config or PrefixCacheConfig()
     device = _device(model)
+    # No config: every layer keeps every position, sliding ones included (the masks apply the window).
     cache = DynamicCache()
+    keyword = cache_keyword(model)
     keep = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
     ids = torch.tensor([list(token_ids)], dtype=torch.long, device=device)
     logits = None
     for start in range(0, ids.shape[1], config.batch_tokens):
         chunk = ids[:, start:start + config.batch_tokens]
-        out = model(input_ids=chunk, past_key_values=cache, use_cache=True, **keep)
-        cache = out.past_key_values
+        out = model(input_ids=chunk, use_cache=True, **{keyword: cache}, **keep)
+        # Read by key: the ``past_key_values`` attribute of an output logs a deprecation from 5.24 on.
+        returned = out.get(keyword)
+        cache = returned if returned is not None else cache
         logits = out.logits[0, -1]
     assert logits is not None
     layers = []
@@ -171,15 +214,15 @@ def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
     kernels materialise them), the mask, the working copy of every layer's keys/values, and a few hidden-state
     sized activations.
     """
-    cfg = _text_config(model)
+    cfg = text_config(model)
     elem = _bytes_per_element(model)
-    heads = int(getattr(cfg, "num_attention_heads", 1))
-    hidden = int(getattr(cfg, "hidden_size", 1))
-    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
-    layers = int(getattr(cfg, "num_hidden_layers", 1))
-    vocab = int(getattr(cfg, "vocab_size", 1))
-    inter = int(getattr(cfg, "intermediate_size", None) or 4 * hidden)
+    heads = config_int(cfg, "num_attention_heads") or 1
+    hidden = config_int(cfg, "hidden_size") or 1
+    kv_heads = config_int(cfg, "num_key_value_heads") or heads
+    head_dim = config_int(cfg, "head_dim") or max(1, hidden // heads)
+    layers = config_int(cfg, "num_hidden_layers") or 1
+    vocab = config_int(cfg, "vocab_size") or 1
+    inter = config_int(cfg, "intermediate_size") or 4 * hidden
     kv_len = prefix_length + n_tokens
     logits = n_tokens * vocab * (elem + 4 + 4)
     scores = 2 * heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
@@ -197,20 +240,45 @@ def tokens_per_forward(model: Any, prefix_length: int, config: PrefixCacheConfig
     return n
 
 
-def _packed_mask(model: Any, prefix_length: int, lengths: Sequence[int], device: torch.device) -> torch.Tensor:
-    """[1, 1, n, prefix + n]: every token sees the prefix and, causally, its own segment; nothing else."""
+def _as_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
+    if model.config._attn_implementation == "sdpa":
+        return allowed[None, None]
+    # Eager attention adds the mask to the scores: 0 where allowed, the dtype's minimum elsewhere.
+    dtype = next(model.parameters()).dtype
+    additive = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def packed_masks(model: Any, prefix_length: int, lengths: Sequence[int],
+                 device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The attention mask of one packed forward: [1, 1, n, prefix + n], or one per layer type.
+
+    Every token sees the prefix and, causally, its own segment; nothing else. A sliding layer also sees only
+    the ``sliding_window`` positions up to and including its own (transformers' ``sliding_window_overlay``:
+    ``kv > q - window``), counted in the positions each token has after the prefix.
+    """
     n = sum(lengths)
     segment = torch.repeat_interleave(torch.arange(len(lengths), device=device),
                                       torch.tensor(list(lengths), device=device))
     index = torch.arange(n, device=device)
     own = (segment[:, None] == segment[None, :]) & (index[:, None] >= index[None, :])
     allowed = torch.cat([torch.ones(n, prefix_length, dtype=torch.bool, device=device), own], dim=1)
-    if model.config._attn_implementation == "sdpa":
-        return allowed[None, None]
-    # Eager attention adds the mask to the scores: 0 where allowed, the dtype's minimum elsewhere.
-    dtype = next(model.parameters()).dtype
-    additive = torch.zeros(allowed.shape, dtype=dtype, device=device)
-    return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+    config = text_config(model)
+    window = config_int(config, "sliding_window")
+    layer_types = getattr(config, "layer_types", None) or ()
+    # Hybrid models name their sliding layers; single-kind ones (Mistral, Starcoder2) slide wherever a window
+    # is set, unless the config switches it off (Qwen2's use_sliding_window).
+    sliding = "sliding_attention" in layer_types if layer_types else getattr(config, "use_sliding_window", True)
+    if window is None or not sliding:
+        return _as_mask(model, allowed)
+    starts = torch.repeat_interleave(torch.cumsum(torch.tensor([0, *lengths[:-1]], device=device), 0),
+                                     torch.tensor(list(lengths), device=device))
+    query_pos = prefix_length + index - starts
+    key_pos = torch.cat([torch.arange(prefix_length, device=device), query_pos])
+    windowed = _as_mask(model, allowed & (query_pos[:, None] - key_pos[None, :] < window))
+    if not layer_types:
+        return windowed
+    return {"full_attention": _as_mask(model, allowed), "sliding_attention": windowed}
 
 
 def _plan_batches(lengths: Sequence[int], limit: int) -> list[list[int]]:
@@ -237,27 +305,32 @@ def _score_one(logprobs: torch.Tensor, targets: list[int], n_scored: int) -> Sco
     return ScoredContinuation(logprobs=picked, greedy=greedy)
 
 
-@torch.no_grad()
-def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
-                        n_scored: Sequence[int], config: PrefixCacheConfig | None = None,
-                        softmax_dtype: torch.dtype | None = None) -> list[ScoredContinuation]:
-    """Log-probabilities of the last ``n_scored[i]`` tokens of ``prefix + continuations[i]``, for every i.
+def _check_continuations(continuations: Sequence[Sequence[int]], n_rows: Sequence[int]) -> None:
+    if len(continuations) != len(n_rows):
+        raise ValueError("continuations and n_scored differ in length")
+    for cont, k in zip(continuations, n_rows, strict=True):
+        if not 1 <= k <= len(cont):
+            raise ValueError(f"cannot score {k} tokens of a continuation of {len(cont)}")
+
+
+@torch.no_grad()  # torch's decorator sets no-grad only while the generator runs
+def continuation_logprobs(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
+                          n_rows: Sequence[int], config: PrefixCacheConfig | None = None,
+                          softmax_dtype: torch.dtype | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(i, rows)`` for every continuation: the log-probability rows [n_rows[i], vocab] over the last
+    ``n_rows[i]`` tokens of ``prefix + continuations[i]``, in batches of packed forwards.
 
     ``continuations[i]`` is every token after the prefix (at least one). The token right after the prefix is
     predicted by the prefix's last logits; the others by a packed forward over ``continuations[i][:-1]``.
     ``softmax_dtype`` is HFLM's: ``None`` keeps the model's dtype, as stock scoring does.
     """
-    if len(continuations) != len(n_scored):
-        raise ValueError("continuations and n_scored differ in length")
-    for cont, k in zip(continuations, n_scored, strict=True):
-        if not 1 <= k <= len(cont):
-            raise ValueError(f"cannot score {k} tokens of a continuation of {len(cont)}")
+    _check_continuations(continuations, n_rows)
     config = config or PrefixCacheConfig()
     device = _device(model)
+    keyword = cache_keyword(model)
     first = F.log_softmax(prefix.last_logits, dim=-1, dtype=softmax_dtype)[None]
     inputs = [list(c[:-1]) for c in continuations]
     limit = tokens_per_forward(model, prefix.length, config)
-    results: list[ScoredContinuation | None] = [None] * len(continuations)
     for batch in _plan_batches([len(x) for x in inputs], limit):
         lengths = [len(inputs[i]) for i in batch]
         packed = [i for i, n in zip(batch, lengths, strict=True) if n > 0]
@@ -266,9 +339,9 @@ def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequenc
             ids = torch.tensor([[t for i in packed for t in inputs[i]]], dtype=torch.long, device=device)
             positions = torch.tensor([[prefix.length + j for i in packed for j in range(len(inputs[i]))]],
                                      dtype=torch.long, device=device)
-            mask = _packed_mask(model, prefix.length, [len(inputs[i]) for i in packed], device)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                        past_key_values=_cache_from(prefix), use_cache=True)
+            mask = packed_masks(model, prefix.length, [len(inputs[i]) for i in packed], device)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                        **{keyword: _cache_from(prefix)})
             logits = out.logits[0]
         offset = 0
         for i, n in zip(batch, lengths, strict=True):
@@ -277,7 +350,20 @@ def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequenc
                 assert logits is not None
                 rows = torch.cat([first, F.log_softmax(logits[offset:offset + n], dim=-1, dtype=softmax_dtype)])
                 offset += n
-            results[i] = _score_one(rows, list(continuations[i]), n_scored[i])
+            yield i, rows[-n_rows[i]:]
+
+
+def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
+                        n_scored: Sequence[int], config: PrefixCacheConfig | None = None,
+                        softmax_dtype: torch.dtype | None = None) -> list[ScoredContinuation]:
+    """Log-probabilities of the last ``n_scored[i]`` tokens of ``prefix + continuations[i]``, for every i.
+
+    See ``continuation_logprobs`` for the arguments.
+    """
+    _check_continuations(continuations, n_scored)
+    results: list[ScoredContinuation | None] = [None] * len(continuations)
+    for i, rows in continuation_logprobs(model, prefix, continuations, n_scored, config, softmax_dtype):
+        results[i] = _score_one(rows, list(continuations[i]), n_scored[i])
     return [r for r in results if r is not None]
 
 
@@ -296,7 +382,8 @@ def generate_from_prefix(model: Any, prefix: CachedPrefix, suffix_ids: Sequence[
     rows = int(generate_kwargs.pop("num_return_sequences", 1))
     device = _device(model)
     ids = torch.tensor([[*prefix.token_ids, *suffix_ids]] * rows, dtype=torch.long, device=device)
+    # generate() took the cache under the same name as forward() in every release since the rename.
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                         past_key_values=_cache_from(prefix, rows), **generate_kwargs)
+                         **{cache_keyword(model): _cache_from(prefix, rows)}, **generate_kwargs)
     new_tokens: torch.Tensor = out[:, ids.shape[1]:]
     return new_tokens
