@@ -141,13 +141,14 @@ def test_bf16_cached_scoring_chooses_the_same_answers_as_stock(task_cache: Path,
                                                                tokenizer: Any) -> None:
     from transformers import AutoModelForCausalLM
 
-    from icl_generalization.tasks.harness import task_rows
+    from icl_generalization.tasks.options import TaskOptions
+    from icl_generalization.tasks.rows import task_rows
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.bfloat16).eval()
     stock, cached = _hflms(model, tokenizer)
     assert cached.prefix_cache_verdict() is None  # the bf16 probe passes, so the cached path really runs
-    rows, _ = task_rows("reversal_curse", "p2d_reverse", "icl", {"pretrained": str(tiny_model_path),
-                                                                   "context_budget": 300})
+    rows = list(task_rows("reversal_curse", "p2d_reverse", "icl",
+                          TaskOptions(pretrained=str(tiny_model_path), context_budget=300)).rows)
     rows = [r for s in sorted({r["shard"] for r in rows})[:2] for r in [x for x in rows if x["shard"] == s][:6]]
     requests = [Instance("loglikelihood", row, (row["query"], choice), i)
                 for row in rows for i, choice in enumerate(row["choices"])]
