@@ -6,10 +6,10 @@ Article styles (each 4-20 sentences):
 - ``encyclopedia``: one category and some of its subtypes (``x are a type of <it>``), with a fact of each
   subtype's own (never the category's own attributes, which the subtypes inherit);
 - ``field_notes``: facts of a few categories from one subtree, interleaved;
-- ``glossary``: the is-a facts of several unrelated categories.
+- ``glossary``: the is-a facts of the kinds of one category.
 
-Question-answer examples (``kind="qa"``) ask ``What can gruds do?`` and answer with a training statement, so
-that finetuning on the corpus keeps the model answering questions.
+Question-answer examples (``kind="qa"``, facts of one category) ask ``What can gruds do?`` and
+answer with a training statement, so that finetuning on the corpus keeps the model answering questions.
 
 Every document states facts only in the forward direction (subject first) and only *direct* facts: the
 inheritances and reversals the tests ask for are never written down. Nor are they implied by co-occurrence: no
@@ -109,22 +109,30 @@ class _Writer:
                 out.append((self.state(self.rng.choice(others)),))
         return out
 
+    def subtree(self, root: str) -> list[str]:
+        out = [root]
+        for cat in out:  # grows while iterating: breadth-first walk
+            out.extend(f.subject for f in self.subtypes[cat])
+        return out
+
     def field_notes(self, root: str) -> list[Group]:
-        subtree = [root]
-        for cat in subtree:  # grows while iterating: breadth-first walk
-            subtree.extend(f.subject for f in self.subtypes[cat])
+        subtree = self.subtree(root)
         chosen = self.rng.sample(subtree, min(len(subtree), self.rng.randint(2, 4)))
         return [(Sentence(text.FIELD_NOTES),), (self.plain(),),
                 *self.facts([f for c in chosen for f in self.facts_of[c]])]
 
-    def glossary(self) -> list[Group]:
-        chosen = self.rng.sample(self.categories, self.rng.randint(4, 12))
-        isas = [f for c in chosen for f in self.facts_of[c] if f.relation == "isa"]
-        return [(Sentence(text.GLOSSARY),), *self.facts(isas)]
+    def glossary(self, category: str) -> list[Group]:
+        # The kinds of one category, not of unrelated ones: a category named beside arbitrary others would
+        # share documents with nearly every category, and a distractor could not match an inferred answer,
+        # which shares none with its subject.
+        return [(Sentence(text.GLOSSARY),), *self.facts(self.subtypes[category])]
 
-    def qa(self) -> list[Group]:
+    def qa(self, category: str) -> list[Group]:
+        # Facts of one category, for the same reason as the glossary; nothing it names is related otherwise
+        # than by the facts stated, so a reversal's answer meets its question only where the fact is stated.
+        facts = self.facts_of[category]
         out: list[Group] = []
-        for fact in self.rng.sample(self.trained, self.rng.randint(2, 8)):
+        for fact in self.rng.sample(facts, min(len(facts), self.rng.randint(2, 8))):
             question = text.QUESTIONS[fact.relation].format(x=self.w("isa", fact.subject))
             answer = self.state(fact)
             out.append((Sentence(question, topic=fact.subject), Sentence(text.ANSWER_PREFIX + answer.text, fact)))
@@ -177,9 +185,10 @@ def write_documents(trained: Sequence[Fact], categories: Sequence[str], w: Calla
         elif style == "field_notes":
             body = writer.field_notes(rng.choice(with_subtypes))
         else:
-            body = writer.glossary()
+            body = writer.glossary(rng.choice(with_subtypes))
         plans.append(("document", body))
-    plans += [("qa", writer.qa()) for _ in range(n_qa)]
+    with_facts = [c for c in categories if len(writer.facts_of[c]) >= 2]  # a QA example asks two questions or more
+    plans += [("qa", writer.qa(rng.choice(with_facts))) for _ in range(n_qa)]
     rng.shuffle(plans)
     docs: list[TrainDoc] = []
     docs_of: dict[Fact, list[str]] = defaultdict(list)

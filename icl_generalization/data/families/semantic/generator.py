@@ -22,9 +22,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from icl_generalization.data.clustering import interleave_by_cluster
 from icl_generalization.data.families.semantic import kb as semantic_kb
 from icl_generalization.data.families.semantic import text
-from icl_generalization.data.clustering import interleave_by_cluster
 from icl_generalization.data.families.semantic.docs import Fact, Name, write_documents
 from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem
@@ -265,7 +265,7 @@ class _ItemBuilder:
             # backwards (recall, which the reversal split allows), so only forward items are matched.
             target = 0 if reverse else self._together(("isa", x), (rel, y))
             words = {o: self._option_word(rel, o, reverse) for o in pool}
-            keyed = [(0 if reverse else abs(self._together(("isa", x), (rel, o)) - target),
+            keyed = [(0 if reverse else abs(self._together(("isa", x), (rel, o)) - target), not answered[words[o]],
                       used[words[o]] - (N_CHOICES - 1) * answered[words[o]], self.rng.random(), o) for o in pool]
             distractors = [o for *_, o in sorted(keyed)[:N_CHOICES - 1]]
             used.update(words[o] for o in distractors)
