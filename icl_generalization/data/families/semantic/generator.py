@@ -10,8 +10,10 @@ Training documents state only *direct* facts and only in the forward direction. 
 - ``category_holdout``: everything derivable about categories whose only training fact is their parent.
 
 Distractors are *hard*: each stands in the asked relation to some other entity (derivable from training) but
-not to this one (not even through untrained real-world facts), so word co-occurrence cannot give the answer away.
-Nor can frequency: no word is the answer to more than two items of a split, and distractors are drawn towards
+not to this one (not even through untrained real-world facts). Co-occurrence cannot give the answer away: no
+document names a category with what it only inherits (``docs``), and a forward item's distractors share as many
+documents with its subject as its answer does. Nor can frequency: no word is the answer to more than two
+items of a split, and distractors are drawn towards
 the words that are answers elsewhere in it.
 """
 
@@ -249,7 +251,9 @@ class _ItemBuilder:
         subject is closest to the answer's: otherwise "pick the option seen most often with the subject" reads
         the answer off the corpus (an inferred answer is never named with its subject, see ``docs``, so its
         distractors are not either; a stated one's are attributes of its neighbours).
-        Among those, frequency: inherited attributes of high-level categories are the answer to many items;
+        Next, words that are the answer to other items of the split (their stating documents are in any
+        in-context prompt of the split, as the answer's are, so "pick what the context mentions" ties).
+        Then frequency: inherited attributes of high-level categories are the answer to many items;
         with distractors drawn uniformly, "pick the option seen most often in the split" would beat chance by
         far. So the next key is the pool word furthest below (choices - 1) uses as a distractor per use as the
         answer, so every word is the answer in about 1 of its N_CHOICES appearances; ties are broken at random.
