@@ -13,8 +13,7 @@ Distractors are *hard*: each stands in the asked relation to some other entity (
 not to this one (not even through untrained real-world facts). Co-occurrence cannot give the answer away: no
 document names a category with what it only inherits (``docs``), and a forward item's distractors share as many
 documents with its subject as its answer does. Nor can frequency: no word is the answer to more than two
-items of a split, and distractors are drawn towards
-the words that are answers elsewhere in it.
+items of a split, and distractors are drawn towards the words that are answers elsewhere in it.
 """
 
 from __future__ import annotations
