@@ -28,7 +28,7 @@ from icl_generalization.tasks import taskpack
 PINNED = {
     "simple_reversal": "b2674cc79f6a643a406da37dd5da3476acf565de29e253d83283f71238359b84",
     "syllogism": "539a6041169b96a78f0a3c85752287dc180553fcb5f34abefac4078fc8d69567",
-    "semantic": "ff71b468c009779c49255a2bf886e4d06c777196fc5544310a7cdb928f2d9524",
+    "semantic": "18a5625b6b821c315913f2c2d867c59a3ffe068a5397456a0096b086d83d173b",
 }
 COUNTS = {  # (training documents, {split: items})
     "simple_reversal": (1000, {"reversal": 100}),

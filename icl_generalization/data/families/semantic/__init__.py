@@ -9,8 +9,10 @@ _FINETUNED_OR_ICL = ("ICL", "FT", "augmented FT")
 
 FAMILY = FamilySpec(
     name=generator.NAME, generator_version=generator.GENERATOR_VERSION,
-    # 1.1: answers repeat at most twice per split, distractors frequency-balanced; 1.2: words from its own pool
-    task_version=1.2,
+    # 1.1: answers repeat at most twice per split, distractors frequency-balanced; 1.2: words from its own pool;
+    # 1.3: no document names a category with what it only inherits, distractors matched to the answer in
+    # co-occurrence with the subject, items interleaved by subject (issue 18)
+    task_version=1.3,
     splits=_SPLITS, inference_splits=frozenset({"reversal", "syllogism", "category_holdout"}),
     reversal_splits=frozenset({"reversal"}), sweep_split="reversal",
     chance=dict.fromkeys(_SPLITS, 0.25),

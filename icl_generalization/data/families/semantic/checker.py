@@ -5,7 +5,9 @@ is neither a known fact nor a known framing sentence is an error), a forward-cha
 the two rules ``isa(x,y) & isa(y,z) -> isa(x,z)`` and ``isa(x,y) & R(y,a) -> R(x,a)``, and then every gold
 answer must be derivable, no distractor may be derivable (nor true in the full exported graph), every
 distractor must be *hard* (its relation holds for some other entity), the documents an item ``needs`` must
-together derive its gold, and category holdouts must have exactly their parent fact.
+together derive its gold, and category holdouts must have exactly their parent fact. No document may name a
+category together with something that holds of it only by inference (the pair would state the inference by
+co-occurrence).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def check_semantic(ds: Dataset) -> list[str]:
     problems += [f"training states {f} but graph.json does not mark it trained" for f in sorted(trained - marked)]
     problems += [f"graph.json marks {f} trained but no document states it" for f in sorted(marked - trained)]
     derivable, true = closure(trained), closure(exported)
+    problems += _co_occurring_inferences(ds, true - exported)
     holders: dict[tuple[str, str], set[str]] = defaultdict(set)  # (rel, object) -> subjects
     objects: dict[tuple[str, str], set[str]] = defaultdict(set)  # (rel, subject) -> objects
     for rel, x, y in derivable:
@@ -149,6 +152,18 @@ def check_semantic(ds: Dataset) -> list[str]:
             problems.append(f"holdout {h}: training facts {sorted(about)}, expected only its parent")
     for item in ds.test:
         problems += _check_semantic_item(item, reader, stated, derivable, true, holders, objects, graph.holdouts)
+    return problems
+
+
+def _co_occurring_inferences(ds: Dataset, inferred: set[Triple]) -> list[str]:
+    """Documents that name a category and something it holds only by inference (first three of each)."""
+    pairs = {frozenset((x, y)) for _, x, y in inferred}
+    names = set().union(*pairs)
+    problems = []
+    for doc in ds.train:
+        named = sorted(set(re.findall(r"[a-z]+", doc.text)) & names)
+        together = [(a, b) for i, a in enumerate(named) for b in named[i + 1:] if frozenset((a, b)) in pairs]
+        problems += [f"{doc.id}: names {a} and {b}, related only by inference" for a, b in together[:3]]
     return problems
 
 

@@ -3,18 +3,20 @@
 Article styles (each 4-20 sentences):
 
 - ``profile``: one category, all of its direct facts;
-- ``encyclopedia``: one category with its direct facts, then its subtypes (``x are a type of <it>``) and a
-  fact about each;
+- ``encyclopedia``: one category and some of its subtypes (``x are a type of <it>``), with a fact of each
+  subtype's own (never the category's own attributes, which the subtypes inherit);
 - ``field_notes``: facts of a few categories from one subtree, interleaved;
-- ``glossary``: the is-a facts of several unrelated categories.
+- ``glossary``: the is-a facts of the kinds of one category.
 
-Question-answer examples (``kind="qa"``) ask ``What can gruds do?`` and answer with a training statement, so
-that finetuning on the corpus keeps the model answering questions.
+Question-answer examples (``kind="qa"``, facts of one category) ask ``What can gruds do?`` and
+answer with a training statement, so that finetuning on the corpus keeps the model answering questions.
 
 Every document states facts only in the forward direction (subject first) and only *direct* facts: the
-inheritances and reversals the tests ask for are never written down. The first pass writes one profile per
-category, so every trained fact appears in at least one document; the rest are drawn at random, so most
-facts appear in several.
+inheritances and reversals the tests ask for are never written down. Nor are they implied by co-occurrence: no
+document names a category together with anything it only inherits (an ancestor's attribute, a grandparent),
+so "pick the option that shares the most documents with the subject" cannot answer an inference item. The
+first pass writes one profile per category, so every trained fact appears in at least one document; the rest
+are drawn at random, so most facts appear in several.
 """
 
 from __future__ import annotations
@@ -38,13 +40,35 @@ class Fact:
     obj: str  # a category (is-a) or an attribute value, real name
 
 
-Sentence = tuple[str, Fact | None]  # the text and the fact it states (None for framing)
+Name = tuple[str, str]  # what a word names: ("isa", category) or (relation, attribute value), as ``w`` takes it
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    fact: Fact | None = None  # the fact it states (None for framing)
+    topic: str | None = None  # a category it names without stating a fact (an opening, a question)
+
+    def names(self) -> set[Name]:
+        if self.fact is not None:
+            return {("isa", self.fact.subject), (self.fact.relation, self.fact.obj)}
+        return {("isa", self.topic)} if self.topic is not None else set()
+
+
+Group = tuple[Sentence, ...]  # sentences kept or dropped together (a question and its answer)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    docs: list[TrainDoc]
+    docs_of: dict[Fact, list[str]]  # every trained fact -> the ids of the documents that state it
+    naming: dict[Name, frozenset[str]]  # every name -> the ids of the documents whose text contains its word
 
 
 class _Writer:
     def __init__(self, trained: Sequence[Fact], categories: Sequence[str], w: Callable[[str, str], str],
-                 rng: random.Random) -> None:
-        self.rng, self.w, self.categories = rng, w, list(categories)
+                 apart: frozenset[frozenset[Name]], rng: random.Random) -> None:
+        self.rng, self.w, self.categories, self.apart = rng, w, list(categories), apart
         self.facts_of: dict[str, list[Fact]] = defaultdict(list)
         self.subtypes: dict[str, list[Fact]] = defaultdict(list)
         for fact in trained:
@@ -55,52 +79,80 @@ class _Writer:
 
     def state(self, fact: Fact) -> Sentence:
         template = self.rng.choice(text.TRAIN[fact.relation])
-        return template.format(x=self.w("isa", fact.subject), y=self.w(fact.relation, fact.obj)), fact
+        return Sentence(template.format(x=self.w("isa", fact.subject), y=self.w(fact.relation, fact.obj)), fact)
 
-    def topic(self, category: str) -> Sentence:
-        return self.rng.choice(text.FRAMING_TOPIC).format(x=self.w("isa", category)), None
+    def topic(self, category: str) -> Group:
+        return (Sentence(self.rng.choice(text.FRAMING_TOPIC).format(x=self.w("isa", category)), topic=category),)
 
     def plain(self, exclude: Sequence[Sentence] = ()) -> Sentence:
-        used = {s for s, _ in exclude}
-        return self.rng.choice([p for p in text.PADDING if p not in used]), None
+        used = {s.text for s in exclude}
+        return Sentence(self.rng.choice([p for p in text.PADDING if p not in used]))
 
-    def facts(self, facts: Sequence[Fact]) -> list[Sentence]:
+    def facts(self, facts: Sequence[Fact]) -> list[Group]:
         shuffled = list(facts)
         self.rng.shuffle(shuffled)
-        return [self.state(f) for f in shuffled]
+        return [(self.state(f),) for f in shuffled]
 
-    def profile(self, category: str) -> list[Sentence]:
+    def profile(self, category: str) -> list[Group]:
         return [self.topic(category), *self.facts(self.facts_of[category])]
 
-    def encyclopedia(self, category: str) -> list[Sentence]:
-        out = [self.topic(category), *self.facts(self.facts_of[category])]
+    def encyclopedia(self, category: str) -> list[Group]:
+        # The category's own attributes are left out: printed next to its subtypes' names they would state
+        # the inherited facts the syllogism split asks for by co-occurrence.
+        out = [self.topic(category)]
         subtypes = list(self.subtypes[category])
         self.rng.shuffle(subtypes)
         for isa in subtypes[: self.rng.randint(1, 4)]:
-            out.append(self.state(isa))
+            out.append((self.state(isa),))
             others = [f for f in self.facts_of[isa.subject] if f.relation != "isa"]
             if others:
-                out.append(self.state(self.rng.choice(others)))
+                out.append((self.state(self.rng.choice(others)),))
         return out
 
-    def field_notes(self, root: str) -> list[Sentence]:
-        subtree = [root]
-        for cat in subtree:  # grows while iterating: breadth-first walk
-            subtree.extend(f.subject for f in self.subtypes[cat])
+    def subtree(self, root: str) -> list[str]:
+        out = [root]
+        for cat in out:  # grows while iterating: breadth-first walk
+            out.extend(f.subject for f in self.subtypes[cat])
+        return out
+
+    def field_notes(self, root: str) -> list[Group]:
+        subtree = self.subtree(root)
         chosen = self.rng.sample(subtree, min(len(subtree), self.rng.randint(2, 4)))
-        return [(text.FIELD_NOTES, None), self.plain(), *self.facts([f for c in chosen for f in self.facts_of[c]])]
+        return [(Sentence(text.FIELD_NOTES),), (self.plain(),),
+                *self.facts([f for c in chosen for f in self.facts_of[c]])]
 
-    def glossary(self) -> list[Sentence]:
-        chosen = self.rng.sample(self.categories, self.rng.randint(4, 12))
-        isas = [f for c in chosen for f in self.facts_of[c] if f.relation == "isa"]
-        return [(text.GLOSSARY, None), *self.facts(isas)]
+    def glossary(self, category: str) -> list[Group]:
+        # The kinds of one category, not of unrelated ones: a category named beside arbitrary others would
+        # share documents with nearly every category, and a distractor could not match an inferred answer,
+        # which shares none with its subject.
+        return [(Sentence(text.GLOSSARY),), *self.facts(self.subtypes[category])]
 
-    def qa(self) -> list[Sentence]:
-        out: list[Sentence] = []
-        for fact in self.rng.sample(self.trained, self.rng.randint(2, 8)):
+    def qa(self, category: str) -> list[Group]:
+        # Facts of one category, for the same reason as the glossary; nothing it names is related otherwise
+        # than by the facts stated, so a reversal's answer meets its question only where the fact is stated.
+        facts = self.facts_of[category]
+        out: list[Group] = []
+        for fact in self.rng.sample(facts, min(len(facts), self.rng.randint(2, 8))):
             question = text.QUESTIONS[fact.relation].format(x=self.w("isa", fact.subject))
-            answer, _ = self.state(fact)
-            out += [(question, None), (text.ANSWER_PREFIX + answer, fact)]
+            answer = self.state(fact)
+            out.append((Sentence(question, topic=fact.subject), Sentence(text.ANSWER_PREFIX + answer.text, fact)))
+        return out
+
+    def consistent(self, groups: Sequence[Group]) -> list[Sentence]:
+        """The groups in order, less each one that would put two names kept ``apart`` into the document.
+
+        Those are a category and what it only inherits (an ancestor's attribute, a grandparent): in one
+        document they would state the inferred fact by co-occurrence, and the test could be passed without
+        inferring.
+        """
+        named: set[Name] = set()
+        out: list[Sentence] = []
+        for group in groups:
+            new = set().union(*(s.names() for s in group))
+            if any(frozenset((a, b)) in self.apart for a in new for b in named | new):
+                continue
+            named |= new
+            out.extend(group)
         return out
 
     def fit(self, sentences: list[Sentence]) -> list[Sentence]:
@@ -112,17 +164,17 @@ class _Writer:
 
 
 def write_documents(trained: Sequence[Fact], categories: Sequence[str], w: Callable[[str, str], str],
-                    n_documents: int, qa_fraction: float, rng: random.Random
-                    ) -> tuple[list[TrainDoc], dict[Fact, list[str]]]:
-    """The training corpus and, for every trained fact, the ids of the documents that state it."""
-    writer = _Writer(trained, categories, w, rng)
+                    apart: frozenset[frozenset[Name]], n_documents: int, qa_fraction: float,
+                    rng: random.Random) -> Corpus:
+    """The training corpus; no document names both of a pair in ``apart`` (see ``_Writer.consistent``)."""
+    writer = _Writer(trained, categories, w, apart, rng)
     n_qa = round(n_documents * qa_fraction)
     n_articles = n_documents - n_qa
     if n_articles < len(categories):
         raise ValueError(f"n_documents: {n_articles} articles cannot cover {len(categories)} categories")
     order = list(categories)
     rng.shuffle(order)
-    plans: list[tuple[str, list[Sentence]]] = [("document", writer.profile(c)) for c in order]
+    plans: list[tuple[str, list[Group]]] = [("document", writer.profile(c)) for c in order]
     with_subtypes = [c for c in categories if writer.subtypes[c]]
     while len(plans) < n_articles:
         style = rng.choice(STYLES)
@@ -133,25 +185,31 @@ def write_documents(trained: Sequence[Fact], categories: Sequence[str], w: Calla
         elif style == "field_notes":
             body = writer.field_notes(rng.choice(with_subtypes))
         else:
-            body = writer.glossary()
+            body = writer.glossary(rng.choice(with_subtypes))
         plans.append(("document", body))
-    plans += [("qa", writer.qa()) for _ in range(n_qa)]
+    with_facts = [c for c in categories if len(writer.facts_of[c]) >= 2]  # a QA example asks two questions or more
+    plans += [("qa", writer.qa(rng.choice(with_facts))) for _ in range(n_qa)]
     rng.shuffle(plans)
     docs: list[TrainDoc] = []
     docs_of: dict[Fact, list[str]] = defaultdict(list)
+    naming: dict[Name, set[str]] = defaultdict(set)
     for i, (kind, body) in enumerate(plans):
-        sentences = writer.fit(body) if kind == "document" else body
+        kept = writer.consistent(body)
+        sentences = writer.fit(kept) if kind == "document" else kept
         doc_id = f"doc{i:04d}"
         entities: dict[str, None] = {}
-        for _, fact in sentences:
-            if fact is not None:
-                docs_of[fact].append(doc_id)
-                entities[w("isa", fact.subject)] = None
-                entities[w(fact.relation, fact.obj)] = None
-        docs.append(TrainDoc(id=doc_id, text=" ".join(s for s, _ in sentences), entities=tuple(entities), kind=kind))
+        for sentence in sentences:
+            for name in sentence.names():
+                naming[name].add(doc_id)
+            if sentence.fact is not None:
+                docs_of[sentence.fact].append(doc_id)
+                entities[w("isa", sentence.fact.subject)] = None
+                entities[w(sentence.fact.relation, sentence.fact.obj)] = None
+        docs.append(TrainDoc(id=doc_id, text=" ".join(s.text for s in sentences), entities=tuple(entities),
+                             kind=kind))
     for fact in trained:
         docs_of[fact] = sorted(set(docs_of[fact]))
     missing = [f for f in trained if not docs_of[f]]
-    if missing:  # cannot happen: the first pass profiles every category
+    if missing:  # cannot happen: the first pass profiles every category, and a profile keeps apart nothing
         raise AssertionError(f"facts in no document: {missing[:3]}")
-    return docs, dict(docs_of)
+    return Corpus(docs, dict(docs_of), {name: frozenset(ids) for name, ids in naming.items()})

@@ -10,9 +10,10 @@ Training documents state only *direct* facts and only in the forward direction. 
 - ``category_holdout``: everything derivable about categories whose only training fact is their parent.
 
 Distractors are *hard*: each stands in the asked relation to some other entity (derivable from training) but
-not to this one (not even through untrained real-world facts), so word co-occurrence cannot give the answer away.
-Nor can frequency: no word is the answer to more than two items of a split, and distractors are drawn towards
-the words that are answers elsewhere in it.
+not to this one (not even through untrained real-world facts). Co-occurrence cannot give the answer away: no
+document names a category with what it only inherits (``docs``), and a forward item's distractors share as many
+documents with its subject as its answer does. Nor can frequency: no word is the answer to more than two
+items of a split, and distractors are drawn towards the words that are answers elsewhere in it.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from icl_generalization.data.clustering import interleave_by_cluster
 from icl_generalization.data.families.semantic import kb as semantic_kb
 from icl_generalization.data.families.semantic import text
-from icl_generalization.data.families.semantic.docs import Fact, write_documents
+from icl_generalization.data.families.semantic.docs import Fact, Name, write_documents
 from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem
 
 NAME = "semantic"
-GENERATOR_VERSION = "1.2"
+# 1.3: no document names a category with what it only inherits; distractors matched to the answer in
+# co-occurrence with the subject; items interleaved by subject
+GENERATOR_VERSION = "1.3"
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 N_CHOICES = 4
 # A word is the answer to at most this many items of a split (see _ItemBuilder._select).
@@ -115,6 +119,18 @@ class Graph:
             cat = parent
         return steps if rel == "isa" else [*steps, Fact(rel, top, y)]
 
+    def inferred(self, x: str, untrained: set[str]) -> list[Candidate]:
+        """What holds of ``x`` only through a chain (a grandparent or higher, an ancestor's attribute)."""
+        out = [("isa", x, a) for a in self.ancestors(x)[1:]]
+        out += [(rel, x, v) for rel in semantic_kb.RELATIONS
+                for v, cat in self.attributes(x, rel, untrained).items() if cat != x]
+        return out
+
+    def kept_apart(self) -> frozenset[frozenset[Name]]:
+        """Pairs of names no document may hold together: each category and everything it only inherits."""
+        return frozenset(frozenset((("isa", x), (rel, y))) for c in self.categories
+                         for rel, x, y in self.inferred(c, set()))
+
 
 def _choose_holdouts(graph: Graph, n: int, rng: random.Random) -> list[str]:
     # Leaves at depth >= 3 inherit enough to test; one per parent so a parent keeps trained children.
@@ -144,10 +160,11 @@ def generate(config: SemanticConfig, rng: random.Random, seed: int = 0) -> Datas
     facts = [Fact("isa", c, p) for c, p in graph.parent.items() if p is not None]
     facts += [Fact(rel, c, v) for c in graph.categories for rel, vs in graph.own[c].items() for v in vs]
     trained = [f for f in facts if f.relation == "isa" or f.subject not in untrained]
-    train, docs_of = write_documents(trained, graph.categories, w, config.n_documents, config.qa_fraction, rng)
+    corpus = write_documents(trained, graph.categories, w, graph.kept_apart(), config.n_documents,
+                             config.qa_fraction, rng)
 
     trained_set = set(trained)
-    builder = _ItemBuilder(graph, untrained, trained, w, docs_of, rng)
+    builder = _ItemBuilder(graph, untrained, trained, w, corpus.docs_of, corpus.naming, rng)
     test = builder.build(config, holdouts)
     graph_json = {
         "categories": [{"name": c, "word": w("isa", c), "parent": graph.parent[c], "holdout": c in untrained}
@@ -162,14 +179,14 @@ def generate(config: SemanticConfig, rng: random.Random, seed: int = 0) -> Datas
                       "framing": list(text.FRAMING_TOPIC) + list(text.FRAMING_PLAIN)},
     }
     return Dataset(family=NAME, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
-                   train=tuple(train), test=tuple(test), graph=graph_json)
+                   train=tuple(corpus.docs), test=tuple(test), graph=graph_json)
 
 
 class _ItemBuilder:
     def __init__(self, graph: Graph, untrained: set[str], trained: list[Fact], w: Callable[[str, str], str],
-                 docs_of: dict[Fact, list[str]], rng: random.Random) -> None:
-        self.graph, self.untrained, self.trained, self.w, self.docs_of, self.rng = (
-            graph, untrained, trained, w, docs_of, rng)
+                 docs_of: dict[Fact, list[str]], naming: dict[Name, frozenset[str]], rng: random.Random) -> None:
+        self.graph, self.untrained, self.trained, self.w, self.docs_of, self.naming, self.rng = (
+            graph, untrained, trained, w, docs_of, naming, rng)
         self.objects = {rel: sorted({f.obj for f in trained if f.relation == rel}) for rel in text.TRAIN}
         # Closures, computed once: what training entails about each category, and what is true of it at all.
         self.derivable = {c: self._closure(c, untrained) for c in graph.categories}
@@ -222,21 +239,37 @@ class _ItemBuilder:
                 chosen.append(((rel, x, y), reverse, pool))
         return chosen
 
-    def _split(self, split: str, chosen: list[Chosen]) -> list[TestItem]:
-        """The split's items, distractors drawn so that no word is the answer more often than chance says.
+    def _together(self, a: Name, b: Name) -> int:
+        """How many training documents name both ``a`` and ``b``."""
+        return len(self.naming.get(a, frozenset()) & self.naming.get(b, frozenset()))
 
-        Inherited attributes of high-level categories are the answer to many items; with distractors drawn
-        uniformly, "pick the option seen most often in the split" would beat chance by far. Each distractor
-        slot goes to the pool word furthest below (choices - 1) uses as a distractor per use as the answer,
-        so every word is the answer in about 1 of its N_CHOICES appearances; ties are broken at random.
+    def _split(self, split: str, chosen: list[Chosen]) -> list[TestItem]:
+        """The split's items, distractors as associated with the question as the answer and no more frequent.
+
+        Each distractor slot goes to the pool word whose number of documents shared with the question's
+        subject is closest to the answer's: otherwise "pick the option seen most often with the subject" reads
+        the answer off the corpus (an inferred answer is never named with its subject, see ``docs``, so its
+        distractors are not either; a stated one's are attributes of its neighbours).
+        Next, words that are the answer to other items of the split (their stating documents are in any
+        in-context prompt of the split, as the answer's are, so "pick what the context mentions" ties).
+        Then frequency: inherited attributes of high-level categories are the answer to many items;
+        with distractors drawn uniformly, "pick the option seen most often in the split" would beat chance by
+        far. So the next key is the pool word furthest below (choices - 1) uses as a distractor per use as the
+        answer, so every word is the answer in about 1 of its N_CHOICES appearances; ties are broken at random.
+        Items are interleaved by subject first, so any prefix (``--limit``) spans as many categories as it can.
         """
+        chosen = interleave_by_cluster(chosen, lambda c: c[0][1])
         answered = Counter(self._option_word(rel, x if reverse else y, reverse)
                            for (rel, x, y), reverse, _ in chosen)
         used: Counter[str] = Counter()
         items = []
         for index, ((rel, x, y), reverse, pool) in enumerate(chosen):
+            # Asked reversed, the answer shares its stating documents with the question: that is the fact read
+            # backwards (recall, which the reversal split allows), so only forward items are matched.
+            target = 0 if reverse else self._together(("isa", x), (rel, y))
             words = {o: self._option_word(rel, o, reverse) for o in pool}
-            keyed = [(used[words[o]] - (N_CHOICES - 1) * answered[words[o]], self.rng.random(), o) for o in pool]
+            keyed = [(0 if reverse else abs(self._together(("isa", x), (rel, o)) - target), not answered[words[o]],
+                      used[words[o]] - (N_CHOICES - 1) * answered[words[o]], self.rng.random(), o) for o in pool]
             distractors = [o for *_, o in sorted(keyed)[:N_CHOICES - 1]]
             used.update(words[o] for o in distractors)
             items.append(self._item(split, index, rel, x, y, reverse, distractors))
@@ -263,10 +296,7 @@ class _ItemBuilder:
         derived: list[Candidate] = []
         holdout: list[Candidate] = []
         for x in self.graph.categories:
-            inferred = [("isa", x, a) for a in self.graph.ancestors(x)[1:]]
-            inferred += [(rel, x, v) for rel in semantic_kb.RELATIONS
-                         for v, cat in self.graph.attributes(x, rel, self.untrained).items() if cat != x]
-            (holdout if x in self.untrained else derived).extend(inferred)
+            (holdout if x in self.untrained else derived).extend(self.graph.inferred(x, self.untrained))
         # Syllogisms: up to half longer chains, the rest two-step, so both kinds are measured. Longer chains
         # conclude in the few attributes of high-level categories, so they take their answers first.
         short = [c for c in derived if len(self.graph.chain(*c, self.untrained)) == 2]
