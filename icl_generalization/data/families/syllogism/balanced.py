@@ -111,7 +111,7 @@ def sample(target: str, rng: random.Random, max_tries: int = 20_000) -> tuple[St
         # A valid No conclusion needs a No premise, so atmosphere is right there; everywhere else it must not be.
         if target in ("All", "Some") and dominant(premises) == target:
             continue
-        return premises  # type: ignore[return-value]  # built as 3-tuples of (mood, term, term)
+        return premises
     raise RuntimeError(f"no premises of kind {target!r} in {max_tries} tries")
 
 

@@ -76,7 +76,8 @@ def check_syllogism(ds: Dataset, existential_import: bool = False) -> list[str]:
     docs = ds.doc_index()
     for item in ds.test:
         doc_ids = {d for group in item.needs for d in group}
-        premises: list[Triple] = [(m[1], m[2], m[3]) for d in sorted(doc_ids) for m in _STATEMENT.finditer(docs[d].text)]
+        premises: list[Triple] = [(m[1], m[2], m[3]) for d in sorted(doc_ids)
+                                  for m in _STATEMENT.finditer(docs[d].text)]
         parsed = [_parse(c.strip()) for c in item.choices]
         options = [o for o in parsed if o is not None]
         if len(premises) < 2 or len(options) != len(parsed):
