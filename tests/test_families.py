@@ -27,12 +27,12 @@ from icl_generalization.tasks import taskpack
 # Changing a generator changes these on purpose: bump its GENERATOR_VERSION and the task metadata version.
 PINNED = {
     "simple_reversal": "b2674cc79f6a643a406da37dd5da3476acf565de29e253d83283f71238359b84",
-    "syllogism": "539a6041169b96a78f0a3c85752287dc180553fcb5f34abefac4078fc8d69567",
+    "syllogism": "093f739afc997c7d7bdc3c1959626c0894d787a02a48a25a75477a942d784c30",
     "semantic": "18a5625b6b821c315913f2c2d867c59a3ffe068a5397456a0096b086d83d173b",
 }
 COUNTS = {  # (training documents, {split: items})
     "simple_reversal": (1000, {"reversal": 100}),
-    "syllogism": (69, {"conclusion": 69}),
+    "syllogism": (169, {"conclusion": 69, "balanced": 100}),
     # Split sizes are upper bounds: no word may be the answer to more than two items of a split.
     "semantic": (2200, {"rephrase": 200, "reversal": 199, "syllogism": 151, "category_holdout": 76}),
 }
@@ -73,7 +73,8 @@ def test_bad_config_names_its_field(family: str, field: str, value: int) -> None
 
 def test_configurable_sizes() -> None:
     assert len(build("simple_reversal", overrides={"n_facts": 7, "articles_per_fact": 3}).train) == 21
-    assert len(build("syllogism", overrides={"n_items": 12}).test) == 12
+    small = build("syllogism", overrides={"n_items": 12, "n_balanced": 15})
+    assert (len(small.items("conclusion")), len(small.items("balanced"))) == (12, 15)
 
 
 @pytest.mark.parametrize("family", sorted(COUNTS))
@@ -110,7 +111,7 @@ def test_declared_chance_is_the_default_datasets(family: str) -> None:
 def test_config_overrides_are_validated_by_type_and_name_the_field() -> None:
     with pytest.raises(UserError, match=r"syllogism: n_items: expected a valid integer \(got '5'\)"):
         build("syllogism", overrides={"n_items": "5"})
-    with pytest.raises(UserError, match=r"syllogism: n_itemz: unknown field \(fields: n_items\)"):
+    with pytest.raises(UserError, match=r"syllogism: n_itemz: unknown field \(fields: n_items, n_balanced\)"):
         build("syllogism", overrides={"n_itemz": 5})
     with pytest.raises(UserError, match=r"n_facts: expected a valid integer \(got True\)"):
         build("simple_reversal", overrides={"n_facts": True})

@@ -84,8 +84,10 @@ def test_detects_the_known_shortcuts_of_the_current_data() -> None:
     found = {(f.baseline, f.split): f for f in audit(syllogism, closed_book_views(syllogism))}
     atmos = found[("atmosphere (training premises)", "conclusion")]
     assert atmos.accuracy >= 0.9 and atmos.chance == pytest.approx(0.316, abs=1e-3)
-    assert atmos.verdict == "FAIL"
+    # The study's split is kept for reproduction and claims no inference; its balanced sibling does, and passes.
+    assert atmos.verdict.startswith("above chance")
     assert found[("starts with 'no'", "conclusion")].accuracy == pytest.approx(0.449, abs=1e-3)
+    assert found[("atmosphere (training premises)", "balanced")].verdict == "ok"
 
 
 def test_presence_in_a_short_context_is_caught() -> None:
@@ -136,13 +138,13 @@ def test_card_section_is_replaced_not_appended() -> None:
     assert again.startswith("# Dataset card\n")
 
 
-def test_check_data_shortcuts_fails_current_syllogisms_and_keeps_the_fingerprint(
+def test_check_data_shortcuts_reports_the_study_syllogisms_and_keeps_the_fingerprint(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "syllogism"
     assert main(["generate", "syllogism", "--out", str(folder)]) == 0
     meta = (folder / META_FILE).read_bytes()
     assert main(["check-data", str(folder)]) == 0  # without the flag the check is unchanged
-    assert main(["check-data", str(folder), "--shortcuts", "closed_book"]) == 1
+    assert main(["check-data", str(folder), "--shortcuts", "closed_book"]) == 0  # syllogism 1.2: balanced passes
     out = capsys.readouterr().out
     assert "| conclusion | closed_book | atmosphere (training premises) | 0.949 |" in out
     assert "## Shortcut audit: syllogism" in (folder / CARD_FILE).read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from icl_generalization.tasks.rows import task_rows
 SPLITS = {
     "reversal_curse": ("p2d_reverse", "p2d", "d2p", "d2p_reverse"),
     "simple_reversal": ("reversal",),
-    "syllogism": ("conclusion",),
+    "syllogism": ("conclusion", "balanced"),
     "semantic": ("rephrase", "reversal", "syllogism", "category_holdout"),
 }
 EXPECTED = {f"icl_gen_{family}_{split}{suffix}" for family, splits in SPLITS.items() for split in splits
