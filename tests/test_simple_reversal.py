@@ -7,7 +7,7 @@ from collections import Counter
 
 from icl_generalization.data.families import build
 from icl_generalization.data.families.simple_reversal.checker import check_simple_reversal
-from icl_generalization.data.families.simple_reversal.generator import FEATURES, LEAD_INS
+from icl_generalization.data.families.simple_reversal.generator import FEATURES, LEAD_INS, pair_of
 
 
 def test_shape() -> None:
@@ -42,3 +42,9 @@ def test_checker_catches_a_planted_wrong_gold() -> None:
     problems = check_simple_reversal(bad)
     assert any("gold" in p and item.id in p for p in problems)
     assert any("distractor" in p and item.id in p for p in problems)
+
+
+def test_every_prefix_spans_as_many_pairs_as_it_has_items() -> None:
+    # One question per compared pair, so any `--limit` prefix asks about distinct facts.
+    items = build("simple_reversal").test
+    assert all(len({pair_of(i) for i in items[:k]}) == k for k in range(1, len(items) + 1))

@@ -11,7 +11,7 @@ FAMILY = FamilySpec(
     chance={"reversal": 0.5},
     description="comparisons between nonsense entities, tested reversed",
     config_cls=generator.SimpleReversalConfig, generate=generator.generate, checker=check_simple_reversal,
-    cluster_key=lambda item: "|".join(sorted(item.entities)),  # the compared pair
+    cluster_key=generator.pair_of,
     claims=(Claim("reversal", "augmented FT", ">", "ICL"), Claim("reversal", "ICL", ">", "FT"),
             Claim("reversal", "pretrained", "~", "chance")),
     preset_sizes={"cpu-small": {"n_facts": 40, "articles_per_fact": 5}, "paper": {}},

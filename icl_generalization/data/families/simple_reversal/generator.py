@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
+from icl_generalization.data.clustering import interleave_by_cluster
 from icl_generalization.data.lexicon import make_words
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc
 
@@ -64,6 +65,11 @@ class SimpleReversalConfig:
             raise ValueError(f"articles_per_fact must be in 1..{len(LEAD_INS)}, got {self.articles_per_fact}")
 
 
+def pair_of(item: TestItem) -> str:
+    """The compared pair an item tests (the family's cluster key)."""
+    return "|".join(sorted(item.entities))
+
+
 def statement(subject: str, direction: str, feature: str, other: str) -> str:
     """``subject are more|less feature than other`` (no final period)."""
     return f"{subject} are {direction} {feature} than {other}"
@@ -99,5 +105,7 @@ def generate(config: SimpleReversalConfig, rng: random.Random, seed: int = 0) ->
             gold=(choices.index(correct),), needs=(tuple(doc_ids),), entities=(b, a),
             meta={"feature": feature, "trained_direction": direction},
         ))
+    # One item per pair today, so this keeps the order; it is what keeps any `--limit` prefix spread over as many
+    # facts as it can should a fact ever get more than one question.
     return Dataset(family=NAME, generator_version=GENERATOR_VERSION, seed=seed, config=asdict(config),
-                   train=tuple(train), test=tuple(test))
+                   train=tuple(train), test=tuple(interleave_by_cluster(test, pair_of)))
