@@ -29,8 +29,10 @@ def test_test_prompt_has_no_lead_in_and_is_never_a_training_sentence() -> None:
         assert item.prompt == f"{item.entities[0]} are"
         for choice in item.choices:
             assert (item.prompt + choice).rstrip(".") not in training
-    # the gold answer is not always the same word
+    # the gold answer is not always the same word, nor at the same place, nor at one place for one word
     assert Counter(item.choices[item.gold[0]].split()[0] for item in ds.test) == {"more": 50, "less": 50}
+    assert Counter((item.choices[item.gold[0]].split()[0], item.gold[0]) for item in ds.test) == {
+        ("more", 0): 25, ("more", 1): 25, ("less", 0): 25, ("less", 1): 25}
 
 
 def test_checker_catches_a_planted_wrong_gold() -> None:

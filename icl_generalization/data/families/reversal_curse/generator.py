@@ -12,6 +12,12 @@ Test splits (all with held-out phrasings):
 - ``p2d``: the name of a p2d person, then 4 candidate descriptions (same direction: was the fact learned?);
 - ``d2p``: description, then names, for d2p people (same direction);
 - ``d2p_reverse``: name, then descriptions, for d2p people.
+
+Only knowing the fact may pick the answer (the shortcut audit, ``icl-gen check-data --shortcuts``, checks it):
+every first and last name occurs once; the three other options are people of the asked person's option
+group, each offered as often as any other; the gold's position is balanced exactly; an in-context prompt holds a
+document about every option; and questions are interleaved by person, so a ``--limit`` prefix (or a sweep's
+first questions) spans as many people as it can.
 """
 
 from __future__ import annotations

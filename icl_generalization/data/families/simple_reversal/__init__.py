@@ -4,8 +4,9 @@ from icl_generalization.data.families.simple_reversal import generator
 from icl_generalization.data.families.simple_reversal.checker import check_simple_reversal
 from icl_generalization.data.family import Claim, FamilySpec
 
+# task_version 1.2: the data of generator 1.2 (gold positions balanced exactly).
 FAMILY = FamilySpec(
-    name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.1,
+    name=generator.NAME, generator_version=generator.GENERATOR_VERSION, task_version=1.2,
     splits=generator.SPLITS, inference_splits=frozenset({"reversal"}),
     reversal_splits=frozenset({"reversal"}), sweep_split="reversal",
     chance={"reversal": 0.5},
