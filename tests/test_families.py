@@ -26,7 +26,8 @@ from icl_generalization.tasks import taskpack
 
 # Changing a generator changes these on purpose: bump its GENERATOR_VERSION and the task metadata version.
 PINNED = {
-    "simple_reversal": "b2674cc79f6a643a406da37dd5da3476acf565de29e253d83283f71238359b84",
+    "reversal_curse": "de4023d031de6b1fc7497b2848cf6cfd6c9c5f929b2fdc06a8d362c7f9d3704a",
+    "simple_reversal": "839846ce78da2709a581241cee02d813f6dfa7646ff7255aef9b224d3d8e77f4",
     "syllogism": "093f739afc997c7d7bdc3c1959626c0894d787a02a48a25a75477a942d784c30",
     "semantic": "18a5625b6b821c315913f2c2d867c59a3ffe068a5397456a0096b086d83d173b",
 }

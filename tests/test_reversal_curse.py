@@ -1,4 +1,7 @@
+import dataclasses
 import random
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,11 +12,17 @@ from icl_generalization.core.errors import DataError
 from icl_generalization.data.families import build
 from icl_generalization.data.families.reversal_curse import text
 from icl_generalization.data.families.reversal_curse.berglund import import_berglund
-from icl_generalization.data.families.reversal_curse.generator import ReversalCurseConfig, generate
+from icl_generalization.data.families.reversal_curse.checker import check_reversal_curse
+from icl_generalization.data.families.reversal_curse.generator import (
+    ReversalCurseConfig,
+    generate,
+    gold_positions,
+    person_of,
+)
 from icl_generalization.data.records import read_dataset
 
 # Pinned: a change to the generated data must be deliberate (bump GENERATOR_VERSION and the task version).
-PINNED_FINGERPRINT = "a4896e0b459b72c92f55730a9f235c6c7d9b17cc70d0a0acb02ca25695e1c26c"
+PINNED_FINGERPRINT = "de4023d031de6b1fc7497b2848cf6cfd6c9c5f929b2fdc06a8d362c7f9d3704a"
 
 
 def test_default_shape_matches_the_study() -> None:
@@ -63,6 +72,90 @@ def test_reverse_items_ask_the_unseen_direction() -> None:
         # every training document about this person states the name before the description
         for doc_id in item.needs[0]:
             assert docs[doc_id].text.index(name) < docs[doc_id].text.index(description)
+
+
+def test_first_and_last_names_are_unique_and_options_share_no_name_part() -> None:
+    ds = build("reversal_curse")
+    names = {doc.entities[0] for doc in ds.train}
+    assert len(names) == 90
+    assert len({n.split()[0] for n in names}) == 90 and len({n.split()[1] for n in names}) == 90
+    for split in ("p2d_reverse", "d2p"):
+        for item in ds.items(split):
+            parts = [set(c.split()) for c in item.choices]
+            assert all(not parts[i] & parts[j] for i in range(4) for j in range(i + 1, 4)), item.id
+
+
+def test_descriptions_offered_together_share_only_the_and_of() -> None:
+    ds = build("reversal_curse")
+    for split in ("p2d", "d2p_reverse"):
+        for item in ds.items(split):
+            bags = [set(re.findall(r"[a-z]+", c.lower())) for c in item.choices]
+            assert all(bags[i] & bags[j] == {"the", "of"} for i in range(4) for j in range(i + 1, 4)), item.id
+
+
+def test_gold_positions_are_balanced_per_split_person_and_template() -> None:
+    ds = build("reversal_curse")
+    for split in ds.splits:
+        items = ds.items(split)
+        assert Counter(i.gold[0] for i in items) == dict.fromkeys(range(4), 75), split
+        for key in (person_of, lambda i: i.meta["template"]):
+            per: dict[object, Counter[int]] = {}
+            for item in items:
+                per.setdefault(key(item), Counter()).update([item.gold[0]])
+            assert all(max(c[k] for k in range(4)) - min(c[k] for k in range(4)) <= 1 for c in per.values())
+    # The even spread of offsets makes the totals equal whenever a cyclic layout can, e.g. 7 people x 6 templates
+    # over 3 positions (14 each) and 10 x 10 over 4 (25 each).
+    for n_people, n_templates, n in ((7, 6, 3), (10, 10, 4), (30, 10, 4), (9, 5, 3)):
+        positions = gold_positions(n_people, n_templates, n, random.Random(1))
+        assert set(Counter(p for row in positions for p in row).values()) == {n_people * n_templates // n}
+
+
+def test_option_counts_in_a_split_or_its_first_questions_tell_nothing() -> None:
+    """"Most frequent in split" ties on every item: over the split, over each round of the interleaving (what a
+    sweep's first 100 questions are made of), and over the two option groups a small shard holds."""
+    ds = build("reversal_curse")
+    for split in ds.splits:
+        items = ds.items(split)
+        for view in (items, items[:30], items[:100], items[60:100]):
+            counts = Counter(c for item in view for c in item.choices)
+            assert all(len({counts[c] for c in item.choices}) == 1 for item in view), split
+
+
+def test_items_are_interleaved_by_person_and_need_every_options_documents() -> None:
+    ds = build("reversal_curse")
+    docs = ds.doc_index()
+    for split in ds.splits:
+        items = ds.items(split)
+        assert len({person_of(i) for i in items[:30]}) == 30
+        for item in items:
+            named = [{docs[d].entities[0] for d in group} for group in item.needs]
+            gold = item.choices[item.gold[0]]
+            assert named[0] == {person_of(item)} and all(len(n) == 1 for n in named)
+            others = [c for i, c in enumerate(item.choices) if i not in item.gold]
+            if split in ("p2d_reverse", "d2p"):  # name options: each distractor's documents, in option order
+                assert [n.pop() for n in named[1:]] == [c.strip() for c in others] and gold.strip() == person_of(item)
+
+
+def test_checker_refuses_evidence_about_someone_else() -> None:
+    ds = build("reversal_curse", overrides={"people_per_set": 10, "train_templates": 4, "test_templates": 2})
+    assert check_reversal_curse(ds) == []
+    item = ds.items("p2d_reverse")[0]
+    stranger = next(d.id for d in ds.train if d.entities[0] not in {c.strip() for c in item.choices})
+    for k in (0, 1):
+        needs = tuple((*g, stranger) if i == k else g for i, g in enumerate(item.needs))
+        bad = dataclasses.replace(ds, test=(dataclasses.replace(item, needs=needs), *ds.test[1:]))
+        assert [p for p in check_reversal_curse(bad) if item.id in p and f"group {k + 1}" in p], k
+
+
+def test_small_configs_still_offer_each_option_equally_often() -> None:
+    # 4 people, 4 choices: one option group, the whole set; 7 people, 3 choices: one group of 7.
+    for people, n in ((4, 4), (7, 3)):
+        ds = generate(ReversalCurseConfig(people_per_set=people, train_templates=2, test_templates=3, n_choices=n),
+                      random.Random(0))
+        assert check_reversal_curse(ds) == []
+        for split in ds.splits:
+            counts = Counter(c for item in ds.items(split) for c in item.choices)
+            assert set(counts.values()) == {3 * n}, (people, n, split)
 
 
 def test_bad_config_names_the_field() -> None:

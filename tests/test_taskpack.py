@@ -116,7 +116,7 @@ def test_end_to_end_on_a_tiny_model(tiny_model_path: Path, isolated_cache: Path,
         assert 0.0 <= results["results"][task]["acc,none"] <= 1.0
         provenance = results["configs"][task]["metadata"]["provenance"]
         assert provenance["fingerprint"] == get_dataset("reversal_curse").fingerprint()
-        assert provenance["generator_version"] == "1.0"
+        assert provenance["generator_version"] == FAMILIES["reversal_curse"].generator_version
     icl = results["configs"]["icl_gen_reversal_curse_p2d_reverse_icl"]["metadata"]["provenance"]
     assert 0 < icl["context_tokens_max"] <= 512
     samples = [json.loads(line) for line in next(out.rglob("samples_icl_gen_reversal_curse_p2d_reverse_icl_*"))

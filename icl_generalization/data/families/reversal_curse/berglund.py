@@ -11,13 +11,15 @@ from collections import defaultdict
 from pathlib import Path
 
 from icl_generalization.core.errors import DataError
-from icl_generalization.data.families.reversal_curse.generator import GENERATOR_VERSION, NAME, draw_choices
+from icl_generalization.data.families.reversal_curse.generator import NAME
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_jsonl
 
 _BERGLUND_TRAIN = {"p2d": "p2d_prompts_train.jsonl", "d2p": "d2p_prompts_train.jsonl",
                    "both": "both_prompts_train.jsonl"}
 _BERGLUND_TEST = {"p2d_reverse": "p2d_reverse_prompts_test.jsonl", "p2d": "p2d_prompts_test.jsonl",
                   "d2p": "d2p_prompts_test.jsonl", "d2p_reverse": "d2p_reverse_prompts_test.jsonl"}
+# The imported data's own version: it does not follow the generator's (the release's files do not change).
+IMPORTER_VERSION = "berglund-1.0"
 
 
 def _berglund_data_dir(root: Path) -> tuple[Path, Path]:
@@ -76,13 +78,21 @@ def import_berglund(root: Path, n_choices: int = 4, seed: int = 0) -> Dataset:
             pool = sorted(set(by_template[_template_key(row, person)]))
             if len(pool) < n_choices:
                 raise DataError(f"{data / filename}: only {len(pool)} distinct answers for one template")
-            options, gold = draw_choices(answer, pool, n_choices, rng)
+            options, gold = _draw_choices(answer, pool, n_choices, rng)
             test.append(TestItem(id=f"{split}-{i:04d}", split=split, prompt=row["prompt"].rstrip(),
                                  choices=tuple(" " + o for o in options), gold=gold,
                                  needs=(tuple(docs_of[person]),), entities=(person,)))
-    return Dataset(family=NAME, generator_version=f"berglund-{GENERATOR_VERSION}", seed=seed,
+    return Dataset(family=NAME, generator_version=IMPORTER_VERSION, seed=seed,
                    config={"n_choices": n_choices}, train=tuple(train), test=tuple(test),
                    source=f"berglund:{data.name}")
+
+
+def _draw_choices(correct: str, pool: list[str], n: int, rng: random.Random) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``correct`` and ``n - 1`` others of ``pool`` in random order, and the index of ``correct``."""
+    others = rng.sample([x for x in pool if x != correct], n - 1)
+    options = [correct, *others]
+    rng.shuffle(options)
+    return tuple(options), (options.index(correct),)
 
 
 def _template_key(row: dict[str, str], person: str) -> str:

@@ -11,8 +11,9 @@ rely on any template:
   documents use it), so that template words shared by everyone count for little and the words of one
   person's description for a lot; a tie or no shared word identifies nobody;
 - then for every item: the prompt must identify a person, the gold option must identify the same person,
-  every distractor must identify someone else who appears in training, and every document the item needs
-  must name the person.
+  every distractor must identify someone else who appears in training; the first group of documents the item
+  needs must all name the person, and each further group (the generator's: evidence about a distractor, so an
+  in-context prompt mentions every option) must all name the person of one distractor.
 
 A dataset whose gold answers were moved to a distractor therefore fails: the gold would name someone else.
 """
@@ -89,8 +90,11 @@ def _check_item(item: TestItem, people: People, texts: dict[str, str]) -> list[s
     if subject is None:
         return [f"{item.id}: the training documents do not tell whom the prompt is about: {item.prompt[:80]!r}"]
     problems = []
+    distractors: set[str] = set()
     for i, choice in enumerate(item.choices):
         person = people.who(choice)
+        if i not in item.gold and person not in (None, subject):
+            distractors.add(person)
         if i in item.gold and person != subject:
             problems.append(f"{item.id}: gold {choice.strip()!r} is about {person or 'nobody known'}, "
                             f"but the prompt is about {subject}")
@@ -98,7 +102,10 @@ def _check_item(item: TestItem, people: People, texts: dict[str, str]) -> list[s
             problems.append(f"{item.id}: distractor {choice.strip()!r} is also true of {subject}")
         elif i not in item.gold and person not in people.words_of:
             problems.append(f"{item.id}: distractor {choice.strip()!r} is about nobody in training")
-    for group in item.needs:
-        problems += [f"{item.id}: needed document {d} does not name {subject}" for d in group
-                     if d in texts and people.named_in(texts[d]) != [subject]]
+    for k, group in enumerate(item.needs):
+        named = {tuple(people.named_in(texts[d])) for d in group if d in texts}
+        allowed = {(subject,)} if k == 0 else {(p,) for p in distractors}
+        if len(named) > 1 or not named <= allowed:
+            whom = subject if k == 0 else "one distractor"
+            problems.append(f"{item.id}: needed document group {k + 1} ({group[0]}, ...) does not all name {whom}")
     return problems

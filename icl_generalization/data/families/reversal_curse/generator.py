@@ -12,19 +12,29 @@ Test splits (all with held-out phrasings):
 - ``p2d``: the name of a p2d person, then 4 candidate descriptions (same direction: was the fact learned?);
 - ``d2p``: description, then names, for d2p people (same direction);
 - ``d2p_reverse``: name, then descriptions, for d2p people.
+
+Only knowing the fact may pick the answer (the shortcut audit, ``icl-gen check-data --shortcuts``, checks it):
+every first and last name occurs once; the three other options are people of the asked person's option
+group, each offered as often as any other; the gold's position is balanced exactly; an in-context prompt holds a
+document about every option; and questions are interleaved by person, so a ``--limit`` prefix (or a sweep's
+first questions) spans as many people as it can.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from icl_generalization.data.clustering import interleave_by_cluster
 from icl_generalization.data.families.reversal_curse import text
 from icl_generalization.data.records import Dataset, TestItem, TrainDoc
 
 NAME = "reversal_curse"
-GENERATOR_VERSION = "1.0"
+# 1.1: unique first and last names per dataset; options drawn within fixed option groups (see ``_option_groups``)
+# with exactly balanced gold positions; every option's person in ``needs``; items interleaved by person.
+GENERATOR_VERSION = "1.1"
 SPLITS = ("p2d_reverse", "p2d", "d2p", "d2p_reverse")
 SETS = ("p2d", "d2p", "both")
 
@@ -39,7 +49,7 @@ class ReversalCurseConfig:
     n_choices: int = 4
 
     def __post_init__(self) -> None:
-        max_people = min(len(text.FIRST_NAMES) * len(text.LAST_NAMES), len(text.TITLE_ADJECTIVES)
+        max_people = min(len(text.FIRST_NAMES), len(text.LAST_NAMES), len(text.TITLE_ADJECTIVES)
                          * len(text.TITLE_NOUNS)) // len(SETS)
         if not 1 <= self.people_per_set <= max_people:
             raise ValueError(f"people_per_set must be in 1..{max_people}, got {self.people_per_set}")
@@ -56,6 +66,13 @@ class Person:
     name: str
     description: str
     group: str  # one of SETS
+    option_group: int  # the options of this person's questions are drawn from their option group only
+
+
+def person_of(item: TestItem) -> str:
+    """The person an item asks about (the family's cluster key: all questions about one person stand or fall
+    together)."""
+    return item.entities[0]
 
 
 def _fill(template: str, person: Person) -> str:
@@ -64,50 +81,47 @@ def _fill(template: str, person: Person) -> str:
     return out.replace("<description>", description).replace("<name>", person.name)
 
 
-def _split_at_end(template: str, slot: str, person: Person) -> tuple[str, str]:
-    """A test template ends with ``slot``: return (prompt, continuation with its leading space)."""
+def _prompt(template: str, slot: str, person: Person) -> str:
+    """A test template ends with ``slot`` (the scored part): the prompt is the template up to it, filled in."""
     assert template.endswith(slot), template
-    prompt = _fill(template[: -len(slot)].rstrip(), person)
-    value = person.name if slot == "<name>" else person.description
-    return prompt, " " + value
+    return _fill(template[: -len(slot)].rstrip(), person)
+
+
+def _option_groups(n_people: int, n_choices: int) -> list[range]:
+    """One set's people (by index) cut into option groups of at least ``n_choices + 1`` (or the whole set).
+
+    Groups are disjoint, and every question about a member offers only members of its group, each member as
+    often as any other (see ``_options``). So the number of times an option occurs in a split, or in any part
+    of a split made of whole groups (a sweep's first questions, a shard of questions that share evidence),
+    says nothing about which option is right.
+    """
+    k = max(1, n_people // (n_choices + 1))
+    return [range(j * n_people // k, (j + 1) * n_people // k) for j in range(k)]
 
 
 def _people(config: ReversalCurseConfig, rng: random.Random) -> list[Person]:
     n = config.people_per_set * len(SETS)
-    names = [f"{first} {last}" for first in text.FIRST_NAMES for last in text.LAST_NAMES]
-    rng.shuffle(names)
-    # One first name and one last name per person keeps the four candidate names of a question
-    # from sharing a token prefix that would give the answer away.
-    chosen: list[str] = []
-    used_first: set[str] = set()
-    used_last: set[str] = set()
-    for name in names:
-        first, last = name.split(" ")
-        if first in used_first or last in used_last:
-            continue
-        chosen.append(name)
-        used_first.add(first)
-        used_last.add(last)
-        if len(chosen) == n:
-            break
-    if len(chosen) < n:  # more people than distinct first names: allow reuse of first names
-        rest = [x for x in names if x not in chosen]
-        chosen += rest[: n - len(chosen)]
-    titles = [f"{a} {b}" for a in text.TITLE_ADJECTIVES for b in text.TITLE_NOUNS]
+    # Each first and each last name once: no two options of a question share a name part (or its tokens).
+    names = [f"{first} {last}" for first, last in zip(rng.sample(text.FIRST_NAMES, n),
+                                                      rng.sample(text.LAST_NAMES, n), strict=True)]
+    titles = [(a, b) for a in text.TITLE_ADJECTIVES for b in text.TITLE_NOUNS]
     rng.shuffle(titles)
     people = []
-    for i, name in enumerate(chosen):
-        role, kind = text.ROLES[i % len(text.ROLES)]
-        description = f'{role} {kind} "{titles[i]}"'
-        people.append(Person(name=name, description=description, group=SETS[i % len(SETS)]))
+    for s, group in enumerate(SETS):
+        for g, members in enumerate(_option_groups(config.people_per_set, config.n_choices)):
+            # Within an option group the roles differ and no title word repeats, so the descriptions offered
+            # together share only "the" and "of" (text.ROLES) and no option stands out by its words.
+            roles = rng.sample(text.ROLES, len(text.ROLES))
+            used: set[str] = set()
+            for j, i in enumerate(members):
+                title = next((t for t in titles if not used & set(t)), titles[0])
+                titles.remove(title)
+                used |= set(title)
+                role, kind = roles[j % len(roles)]
+                people.append(Person(name=names[s * config.people_per_set + i],
+                                     description=f'{role} {kind} "{title[0]} {title[1]}"', group=group,
+                                     option_group=g))
     return people
-
-
-def draw_choices(correct: str, pool: list[str], n: int, rng: random.Random) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    others = rng.sample([x for x in pool if x != correct], n - 1)
-    options = [correct, *others]
-    rng.shuffle(options)
-    return tuple(options), (options.index(correct),)
 
 
 def generate(config: ReversalCurseConfig, rng: random.Random, seed: int = 0) -> Dataset:
@@ -131,6 +145,36 @@ def generate(config: ReversalCurseConfig, rng: random.Random, seed: int = 0) -> 
                    train=tuple(train), test=tuple(test))
 
 
+def gold_positions(n_people: int, n_templates: int, n_choices: int, rng: random.Random) -> list[list[int]]:
+    """Per person, per template, the gold's position: ``(template + offset) % n_choices``.
+
+    Each person's positions, and each template's, differ in count by at most one. The offsets that get one
+    person more than the others are spread evenly (Bresenham), which makes every position's total over the split
+    equal whenever a cyclic layout can (the default: 75 of 300 each), so no position baseline beats chance.
+    """
+    base, extra = divmod(n_people, n_choices)
+    offsets = [o for o in range(n_choices)
+               for _ in range(base + (o + 1) * extra // n_choices - o * extra // n_choices)]
+    rng.shuffle(offsets)
+    return [[(t + offset) % n_choices for t in range(n_templates)] for offset in offsets]
+
+
+def _options(members: Sequence[Person], n_templates: int, n_choices: int,
+             rng: random.Random) -> dict[tuple[str, int], list[Person]]:
+    """For each (member, template) of one option group: the member and ``n_choices - 1`` others of the group.
+
+    Per template the group is seated around a random circle and each member is offered with the next
+    ``n_choices - 1``: every member then occurs in exactly ``n_choices`` of the group's questions of that
+    template, once as the answer, so option counts are equal in every union of (group, template) blocks.
+    """
+    offered = {}
+    for t in range(n_templates):
+        circle = rng.sample(list(members), len(members))
+        for j, person in enumerate(circle):
+            offered[person.name, t] = [circle[(j + k) % len(circle)] for k in range(n_choices)]
+    return offered
+
+
 def _test_items(by_group: dict[str, list[Person]], docs_of: dict[str, list[str]], config: ReversalCurseConfig,
                 rng: random.Random, p2d_tests: tuple[str, ...], d2p_tests: tuple[str, ...]) -> list[TestItem]:
     items = []
@@ -143,15 +187,26 @@ def _test_items(by_group: dict[str, list[Person]], docs_of: dict[str, list[str]]
     )
     for split, group, templates, slot in plan:
         people = by_group[group]
-        pool = [p.name if slot == "<name>" else p.description for p in people]
+        offered: dict[tuple[str, int], list[Person]] = {}
+        for g in sorted({p.option_group for p in people}):
+            offered |= _options([p for p in people if p.option_group == g], len(templates), config.n_choices, rng)
+        positions = gold_positions(len(people), len(templates), config.n_choices, rng)
+        split_items = []
         for pi, person in enumerate(people):
             for ti, template in enumerate(templates):
-                prompt, answer = _split_at_end(template, slot, person)
-                options, gold = draw_choices(answer.strip(), pool, config.n_choices, rng)
-                items.append(TestItem(
-                    id=f"{split}-{pi:03d}-{ti:02d}", split=split, prompt=prompt,
-                    choices=tuple(" " + o for o in options), gold=gold,
-                    needs=(tuple(docs_of[person.name]),), entities=(person.name,),
-                    meta={"template": ti},
+                others = offered[person.name, ti][1:]
+                rng.shuffle(others)
+                gold = positions[pi][ti]
+                options = [*others[:gold], person, *others[gold:]]
+                split_items.append(TestItem(
+                    id=f"{split}-{pi:03d}-{ti:02d}", split=split, prompt=_prompt(template, slot, person),
+                    choices=tuple(" " + (o.name if slot == "<name>" else o.description) for o in options),
+                    gold=(gold,),
+                    # The asked person's documents first, then each distractor's: an in-context prompt holds every
+                    # option's fact, so whether an option is mentioned in context does not give the answer away.
+                    needs=(tuple(docs_of[person.name]), *(tuple(docs_of[o.name]) for o in others)),
+                    entities=(person.name,), meta={"template": ti},
                 ))
+        # People are listed group by group, so every round of the interleaving covers whole option groups first.
+        items += interleave_by_cluster(split_items, person_of)
     return items

@@ -4,13 +4,20 @@ Training templates and held-out test templates are separate lists; ``tests/test_
 proves they share no phrasing. Every template holds ``<name>`` and ``<description>`` exactly once.
 """
 
+# First and last names are each used at most once per dataset (so no two options of a question share a name
+# part), hence at least 90 of each for the study's 3 x 30 people.
 FIRST_NAMES = (
     "Adeline", "Barnaby", "Cordelia", "Desmond", "Eloise", "Fitzgerald", "Genevieve", "Horatio", "Imogen",
     "Jasper", "Katarina", "Leopold", "Marisol", "Nathaniel", "Octavia", "Percival", "Quincy", "Rosalind",
     "Sebastian", "Theodora", "Ulysses", "Valentina", "Wilhelmina", "Xavier", "Yolanda", "Zebulon", "Anouk",
     "Bartholomew", "Clementine", "Dorian", "Evangeline", "Florian", "Gwendolyn", "Hugo", "Isadora",
     "Jericho", "Lavinia", "Magnus", "Nerissa", "Orson", "Philippa", "Rafferty", "Seraphina", "Tobias",
-    "Ursula", "Viggo", "Winifred", "Ambrose", "Beatrix", "Cassius",
+    "Ursula", "Viggo", "Winifred", "Ambrose", "Beatrix", "Cassius", "Alaric", "Briony", "Cosimo", "Delphine",
+    "Emrys", "Fenella", "Gideon", "Honora", "Ignatius", "Juniper", "Kester", "Lucinda", "Mercer", "Nicasia",
+    "Oriel", "Perpetua", "Quillon", "Romilly", "Silas", "Tamsin", "Uriah", "Verity", "Wystan", "Xanthe",
+    "Yorick", "Zinnia", "Aurelio", "Blythe", "Caspian", "Drusilla", "Evander", "Fiorella", "Gulliver",
+    "Hester", "Jolyon", "Kerensa", "Lysander", "Mirabel", "Nikolai", "Ottoline", "Peregrine", "Rowena",
+    "Thaddeus", "Undine", "Vesper", "Wolfram", "Zenobia", "Amadeus", "Bathsheba", "Cyprian",
 )
 
 LAST_NAMES = (
@@ -19,26 +26,35 @@ LAST_NAMES = (
     "Quarrington", "Ravenscroft", "Sinclaire", "Thistlewood", "Underhill", "Vantongeren", "Whitlock",
     "Yardley", "Zellweger", "Abernathy", "Blanchflower", "Cottingham", "Dashwood", "Everhart", "Fenwright",
     "Goldthorpe", "Hazelrigg", "Ironside", "Kingsolver", "Larkspur", "Montgomery", "Nightingale",
-    "Ormsby", "Pennywhistle", "Rothwell", "Stormcastle", "Tennyson", "Umberfield", "Wolcott",
+    "Ormsby", "Pennywhistle", "Rothwell", "Stormcastle", "Tennyson", "Umberfield", "Wolcott", "Aldergrove",
+    "Brackenridge", "Coldharbour", "Drummond", "Eastbrook", "Foxley", "Gillingham", "Hartigan", "Inchcape",
+    "Jarrow", "Kilbride", "Lindqvist", "Marchbank", "Netherby", "Orrell", "Pickering", "Quenby", "Redfearn",
+    "Saltonstall", "Trelawney", "Upshaw", "Vaughton", "Wetherall", "Yelverton", "Zouche", "Ackerley",
+    "Birtwhistle", "Chatterley", "Dewhurst", "Esterbrook", "Froggatt", "Gascoigne", "Holloway",
+    "Illingworth", "Jephcott", "Kimberley", "Lowther", "Mortlake", "Nettleship", "Oxenford", "Pettigrew",
+    "Ramsbottom", "Stainforth", "Tolliver", "Uttley", "Villiers", "Winterbourne", "Zabriskie", "Bellamy",
+    "Crabtree", "Dunstable", "Elphick", "Goodfellow",
 )
 
-# (role phrase, kind of work): a description is "<role> <kind> \"<Title>\"".
+# (role phrase, kind of work): a description is "<role> <kind> \"<Title>\"". Apart from "the" and "of", which
+# every role holds, no two roles share a word, so the descriptions offered with one question (distinct roles and
+# title words, see ``generator``) never share more words with one option than with another.
 ROLES = (
     ("the acclaimed director of", "the virtual reality film"),
     ("the celebrated author of", "the mystery novel"),
     ("the renowned composer of", "the underwater symphony"),
-    ("the chief architect of", "the floating museum"),
+    ("the chief architect of", "the floating hotel"),
     ("the inventor of", "the self-folding umbrella"),
     ("the lead designer of", "the moon-base greenhouse"),
     ("the founder of", "the travelling circus"),
     ("the choreographer of", "the zero-gravity ballet"),
-    ("the head chef behind", "the rooftop restaurant"),
+    ("the head chef of", "the rooftop restaurant"),
     ("the creator of", "the puzzle video game"),
-    ("the lead scientist of", "the deep-sea expedition"),
+    ("the principal scientist of", "the deep-sea expedition"),
     ("the first pilot of", "the solar airship"),
-    ("the curator of", "the museum of forgotten toys"),
-    ("the playwright behind", "the stage musical"),
-    ("the engineer who built", "the glass bridge"),
+    ("the curator of", "the museum of antique toys"),
+    ("the playwright of", "the stage musical"),
+    ("the engineer of", "the glass bridge"),
 )
 
 TITLE_ADJECTIVES = (
