@@ -3,9 +3,9 @@
 For every task of the baseline, the per-sample logs are paired item by item and the candidate's losses
 (items the baseline got right and the candidate wrong) are set against its wins. A task regresses when the
 paired drop is both **material** (larger than ``--max-drop``, absolute) and **significant** (McNemar's
-exact test, one-sided, on the discordant pairs, Holm-corrected across tasks): the tolerance keeps a
-one-item wobble from failing CI on a large task, the test keeps a few lost items on a small ``--limit``
-from counting as evidence.
+exact test, one-sided, on the discordant pairs, or the cluster test below; Holm-corrected across tasks):
+the tolerance keeps a one-item wobble from failing CI on a large task, the test keeps a few lost items on a
+small ``--limit`` from counting as evidence.
 
 The gate must not pass by accident, so a task it could not compare in full is **cannot judge**, with every
 reason listed: the candidate lacks the task, the dataset fingerprints differ, a per-sample log is missing or
