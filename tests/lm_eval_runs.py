@@ -80,3 +80,13 @@ def planted_copy(source: Path, dest: Path, edit_results: Callable[[dict[str, Any
             edit_samples(task, lines)
             path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return dest
+
+
+def cluster_by(label: Callable[[dict[str, Any]], str | None]) -> Callable[[str, list[dict[str, Any]]], None]:
+    """An ``edit_samples`` that gives the logged documents of both tasks a ``cluster`` (the fact each tests), as
+    task rows carry it since logs grew the field; ``label`` maps a sample line to its cluster, None to none."""
+    def edit(_task: str, lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            if (cluster := label(line)) is not None:
+                line["doc"]["cluster"] = cluster
+    return edit

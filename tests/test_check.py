@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, planted_copy, samples_file
+from lm_eval_runs import TASKS, cluster_by, planted_copy, samples_file
 
 from icl_generalization.analysis.gate import (
     EXIT_CANNOT_JUDGE,
     EXIT_NO_REGRESSION,
     EXIT_REGRESSION,
     CheckConfig,
+    cluster_paired_t,
     holm_adjust,
     mcnemar_exact,
+    min_detectable_drop,
     run_check,
 )
 from icl_generalization.cli import main
@@ -229,3 +231,101 @@ def test_ci_workflow_example_is_valid_and_runs_the_gate() -> None:
     assert (args.baseline, args.candidate, args.alpha, args.max_drop) == ("ci/baseline", "results/candidate",
                                                                           0.05, 0.02)
     assert any(s.get("if") == "always()" and "upload-artifact" in s.get("uses", "") for s in steps)
+
+
+def _both(*edits: Any) -> Any:
+    def edit(name: str, lines: list[dict[str, Any]]) -> None:
+        for one in edits:
+            one(name, lines)
+    return edit
+
+
+def _right_first(dummy_run: Path) -> dict[int, str]:
+    """doc_id -> cluster: the closed-book task's first six right answers about one person, the rest spread over
+    three others, so a planted drop of those six is one person's worth of evidence."""
+    lines = [json.loads(line) for line in samples_file(dummy_run, CLOSED).read_text().splitlines()]
+    right = [line["doc_id"] for line in lines if line["acc"] == 1.0][:6]
+    others = [line["doc_id"] for line in lines if line["doc_id"] not in right]
+    return {**dict.fromkeys(right, "p0"), **{d: f"p{1 + i % 3}" for i, d in enumerate(others)}}
+
+
+def test_a_drop_within_one_cluster_is_one_piece_of_evidence(dummy_run: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Six lost items about one person: McNemar (independent items) calls it significant, the cluster test not."""
+    people = _right_first(dummy_run)
+    label = cluster_by(lambda line: people[line["doc_id"]])
+    base = planted_copy(dummy_run, tmp_path / "base", edit_samples=label)
+    worse = planted_copy(dummy_run, tmp_path / "worse", edit_samples=_both(label, _flip(CLOSED, 6)))
+    report = run_check(base, worse)
+    closed = next(t for t in report.tasks if t.task == CLOSED)
+    assert (closed.losses, closed.clusters, closed.test) == (6, 4, "cluster-t")
+    assert closed.p_mcnemar == pytest.approx(1 / 64)  # a regression by McNemar's count alone
+    # Differences -1 on p0's six items, 0 elsewhere: mean -1/4, clustered SE 1/4 (by hand), t = -1 on 3 df.
+    from scipy.stats import t
+    assert closed.p_value == closed.p_cluster == pytest.approx(float(t.cdf(-1.0, 3)))
+    assert closed.status == "drop-not-significant" and report.exit_code == EXIT_NO_REGRESSION
+    assert closed.min_detectable_drop == pytest.approx(min_detectable_drop(4, 0.05))
+    assert any("too small to gate on: with 24 items in 4 clusters" in n for n in closed.notes)
+    code, out, _ = _check(["--baseline", str(base), "--candidate", str(worse)], capsys)
+    assert code == EXIT_NO_REGRESSION and "| cluster-t |" in out and "| 4 |" in out
+    # The same six losses spread over 24 one-item clusters are six pieces of evidence: a regression.
+    own = cluster_by(lambda line: f"item-{line['doc_id']}")
+    spread = run_check(planted_copy(dummy_run, tmp_path / "b1", edit_samples=own),
+                       planted_copy(dummy_run, tmp_path / "w1", edit_samples=_both(own, _flip(CLOSED, 6))))
+    closed = next(t for t in spread.tasks if t.task == CLOSED)
+    assert (closed.test, closed.clusters, closed.status) == ("cluster-t", 24, "regression")
+    assert spread.exit_code == EXIT_REGRESSION
+
+
+def test_logs_without_clusters_are_decided_by_mcnemar(dummy_run: Path, tmp_path: Path) -> None:
+    report = run_check(dummy_run, planted_copy(dummy_run, tmp_path / "worse", edit_samples=_flip(CLOSED, 6)))
+    closed = next(t for t in report.tasks if t.task == CLOSED)
+    assert (closed.test, closed.clusters, closed.p_cluster) == ("mcnemar", None, None)
+    assert closed.p_value == closed.p_mcnemar == pytest.approx(1 / 64)
+    assert closed.min_detectable_drop == pytest.approx(min_detectable_drop(24, 0.05))
+    assert any("too small to gate on: with 24 items it detects only drops of 0.215" in n for n in closed.notes)
+    # One person only: no cluster-robust test exists, and the report says McNemar decided regardless.
+    one = cluster_by(lambda line: "p")
+    report = run_check(planted_copy(dummy_run, tmp_path / "b1", edit_samples=one),
+                       planted_copy(dummy_run, tmp_path / "w1", edit_samples=_both(one, _flip(CLOSED, 6))))
+    closed = next(t for t in report.tasks if t.task == CLOSED)
+    assert (closed.test, closed.clusters) == ("mcnemar", 1)
+    assert any("McNemar's test decided" in n for n in closed.notes)
+    assert any("cannot detect any drop" in n for n in closed.notes)
+
+
+@pytest.mark.parametrize(("losses", "wins"), [(6, 0), (5, 2), (9, 4), (30, 12), (1, 0)])
+def test_mcnemar_matches_statsmodels(losses: int, wins: int) -> None:
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    two_sided = mcnemar([[50, losses], [wins, 40]], exact=True).pvalue
+    assert mcnemar_exact(losses, wins) == pytest.approx(two_sided / 2)  # one-sided, losses > wins
+
+
+def test_cluster_paired_t_matches_statsmodels() -> None:
+    import numpy as np
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    clusters = rng.integers(0, 9, size=120)
+    # Whole clusters tend to lose together: the case the test is for.
+    diffs = -(rng.random(120) < 0.05 + 0.3 * (clusters % 3 == 0)).astype(float) + (rng.random(120) < 0.05)
+    fit = sm.OLS(diffs, np.ones(120)).fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
+    assert fit.tvalues[0] < 0
+    expected = float(fit.pvalues[0]) / 2  # one-sided, in the direction of the drop
+    assert cluster_paired_t(diffs.tolist(), [str(c) for c in clusters]) == pytest.approx(expected, rel=1e-9)
+    assert cluster_paired_t([0.0, 0.0, 0.0], ["a", "b", "c"]) == 1.0  # nothing changed: no drop
+    assert cluster_paired_t([-1.0, -1.0], ["a", "b"]) is None  # no spread: McNemar's count decides
+    assert cluster_paired_t([-1.0, 0.0], ["a", "a"]) is None  # one cluster: no clustered error
+
+
+def test_min_detectable_drop_has_the_power_it_claims() -> None:
+    from statsmodels.stats.power import TTestPower
+
+    for units in (2, 4, 24, 200):
+        drop = min_detectable_drop(units, 0.05)
+        assert drop is not None
+        effect = (drop / (1 - drop)) ** 0.5  # a drop of units lost outright: sd sqrt(drop (1 - drop))
+        assert TTestPower().power(effect, units, 0.05, alternative="larger") == pytest.approx(0.8, abs=1e-4)
+    assert min_detectable_drop(1, 0.05) is None
+    assert min_detectable_drop(200, 0.05) == pytest.approx(0.0302, abs=1e-3)  # a 200-item gate sees 3 points

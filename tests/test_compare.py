@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, lm_eval_run, planted_copy, results_file
+from lm_eval_runs import TASKS, cluster_by, lm_eval_run, planted_copy, results_file, samples_file
 
 from icl_generalization.analysis.compare import to_csv, to_markdown, write_leaderboard
 from icl_generalization.analysis.leaderboard import build_leaderboard, condition_of
@@ -55,9 +55,10 @@ def test_leaderboard_rows_cells_and_chance(four_conditions: list[Path]) -> None:
     markdown = to_markdown(board)
     base, se = _scores(four_conditions[0], CLOSED)
     icl, icl_se = _scores(four_conditions[0], ICL)
-    assert f"| dummy | pretrained | {base:.3f} ± {se:.3f} |" in markdown
-    assert f"| dummy | ICL | {icl:.3f} ± {icl_se:.3f} |" in markdown
-    assert f"| dummy + ckpt-ft | FT | 0.125 ± {(0.125 * 0.875 / 23) ** 0.5:.3f} |" in markdown
+    # The dummy run's log predates the per-item clusters: lm-eval's error stands in, marked as such.
+    assert f"| dummy | pretrained | {base:.3f} ± {se:.3f} (binomial) |" in markdown
+    assert f"| dummy | ICL | {icl:.3f} ± {icl_se:.3f} (binomial) |" in markdown
+    assert f"| dummy + ckpt-ft | FT | 0.125 ± {(0.125 * 0.875 / 23) ** 0.5:.3f} (binomial) |" in markdown
     assert "| dummy + ckpt-aug | augmented FT | 0.875 ±" in markdown
     # Reversal-curse items have four names and one gold: chance comes from the logged items.
     assert "| *chance* | | 0.250 |" in markdown
@@ -289,7 +290,8 @@ def test_names_from_results_never_become_paths_or_formulas(hostile_run: Path, tm
     texts = [cell for row in rows for cell in row]
     assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in texts)
     assert f"'{HOSTILE_MODEL}" in texts and "'@SUM(A1)|`x`[y](z)" in texts
-    numbers = [float(cell) for row in rows[1:] for cell in row[3:] if cell]
+    # The value, stderr and n columns; the appended stderr kind columns are words of ours.
+    numbers = [float(cell) for row in rows[1:] for cell in row[3:3 + 3 * len(board.columns)] if cell]
     assert numbers and all(0 <= n <= 24 for n in numbers)  # numbers stay numbers
 
 
@@ -322,3 +324,67 @@ def test_safe_text_helpers(tmp_path: Path) -> None:
         "'=1+1", "'+1", "'-0.1", "'@x", "'\tx", "'\rx", "ok", ""]
     assert markdown_code("results/run_1") == "`results/run_1`"
     assert markdown_code("a`b") == "``a`b``" and markdown_code("`a") == "`` `a ``"
+
+
+def _person(line: dict[str, Any]) -> str:
+    return f"person-{line['doc_id'] // 6}"  # 24 items about 4 people, as a --limit on ungrouped data would be
+
+
+def _ols_cluster_se(values: list[float], groups: list[str]) -> float:
+    """The clustered standard error of a mean as statsmodels computes it, independently of the package."""
+    import numpy as np
+    import statsmodels.api as sm
+
+    codes = np.unique(groups, return_inverse=True)[1]
+    fit = sm.OLS(np.array(values), np.ones(len(values))).fit(cov_type="cluster", cov_kwds={"groups": codes})
+    return float(fit.bse[0])
+
+
+def test_cells_show_the_standard_error_clustered_by_fact(dummy_run: Path, tmp_path: Path) -> None:
+    clustered = planted_copy(dummy_run, tmp_path / "clustered", edit_samples=cluster_by(_person))
+    board = build_leaderboard(load_runs([clustered]))
+    cell = next(c for (r, _), c in board.cells.items() if r.condition == "pretrained")
+    lines = [json.loads(line) for line in samples_file(clustered, CLOSED).read_text().splitlines()]
+    expected = _ols_cluster_se([line["acc"] for line in lines], [_person(line) for line in lines])
+    assert (cell.stderr_kind, cell.clusters) == ("clustered", 4)
+    assert cell.stderr == pytest.approx(expected, rel=1e-9)
+    assert cell.lm_eval_stderr == _scores(dummy_run, CLOSED)[1]  # lm-eval's own figure is kept beside it
+    markdown = to_markdown(board)
+    assert f"| dummy | pretrained | {cell.value:.3f} ± {expected:.3f} (4 clusters) |" in markdown
+    assert "standard error clustered by fact" in markdown
+    # CSV and JSON only grow: the older columns keep their names and places, the new ones come last.
+    col = "reversal_curse/p2d_reverse"
+    header, *rows = list(csv.reader(io.StringIO(to_csv(board))))
+    assert header == ["model", "checkpoint", "condition", f"{col} acc", f"{col} stderr", f"{col} n",
+                      f"{col} stderr kind", f"{col} clusters"]
+    assert rows[0][4:] == [str(cell.stderr), "24", "clustered", "4"] and rows[-1][0] == "chance"
+    out = tmp_path / "board"
+    write_leaderboard(board, out)
+    cells = json.loads((out / "leaderboard.json").read_text())["cells"]
+    assert {(c["condition"], c["stderr_kind"], c["clusters"]) for c in cells} == {
+        ("pretrained", "clustered", 4), ("ICL", "clustered", 4)}
+    assert all({"value", "stderr", "n", "lm_eval_stderr"} <= set(c) for c in cells)
+
+
+@pytest.mark.parametrize(("label", "results", "note"), [
+    # A log older than the field, or one item without it: no clusters, silently lm-eval's error (marked).
+    (lambda line: None, None, None),
+    (lambda line: None if line["doc_id"] == 3 else "p", None, None),
+    # Every item about one person: no clustered error exists; saying so beats a binomial one passed off as fine.
+    (lambda line: "p", None, "all 24 items test one fact"),
+    # A log whose mean is not the results' score belongs to another run.
+    (_person, lambda data: data["results"][CLOSED].update({"acc,none": 0.0}), "not the results'"),
+])
+def test_binomial_stands_in_when_the_log_cannot_give_clusters(dummy_run: Path, tmp_path: Path, label: Any,
+                                                              results: Any, note: str | None) -> None:
+    copy = planted_copy(dummy_run, tmp_path / "partial", results, cluster_by(label))
+    board = build_leaderboard(load_runs([copy]))
+    cell = next(c for (r, _), c in board.cells.items() if r.condition == "pretrained")
+    assert (cell.stderr_kind, cell.clusters) == ("binomial", None)
+    assert cell.stderr == cell.lm_eval_stderr == pytest.approx(_scores(copy, CLOSED)[1])
+    assert f"± {cell.stderr:.3f} (binomial)" in to_markdown(board)
+    pretrained_notes = [n for n in board.notes if "pretrained" in n and "binomial standard error" in n]
+    if note is None:
+        assert not pretrained_notes
+    else:
+        assert len(pretrained_notes) == 1 and note in pretrained_notes[0]

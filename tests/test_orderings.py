@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from icl_generalization.analysis.leaderboard import Cell, Column, Leaderboard, Row
 from icl_generalization.analysis.orderings import check_orderings, to_markdown
 
@@ -47,3 +49,30 @@ def test_claims_about_absent_conditions_are_left_out() -> None:
                           fingerprints=board.fingerprints, runs=())
     claims = [v["claim"] for v in check_orderings(partial)]
     assert claims == ["ICL: category_holdout < rephrase"]
+
+
+def test_within_noise_uses_the_clustered_standard_error() -> None:
+    """ICL 0.70 vs FT 0.30 on reversal: far apart by binomial errors, within noise over a few people."""
+    board = _board()
+    by_condition = {row.condition: row for row in board.rows}
+    reversal = next(c for c in board.columns if c.split == "reversal")
+
+    def verdict(cells: dict[tuple[Row, Column], Cell]) -> dict[str, object]:
+        changed = Leaderboard(metric="acc", rows=board.rows, columns=board.columns, cells=cells,
+                              chance=board.chance, fingerprints=board.fingerprints, runs=())
+        return next(v for v in check_orderings(changed) if (v["split"], v["claim"]) == ("reversal", "ICL > FT"))
+
+    binomial = verdict(board.cells)
+    assert (binomial["stderr_kind"], binomial["within_noise"], binomial["holds"]) == ("binomial", False, True)
+    cells = dict(board.cells)
+    for condition in ("ICL", "FT"):
+        key = (by_condition[condition], reversal)
+        cells[key] = replace(cells[key], stderr=0.15, stderr_kind="clustered", clusters=5)
+    clustered = verdict(cells)
+    # hypot(0.15, 0.15) = 0.212: the difference 0.4 is within two of them.
+    assert (clustered["stderr_kind"], clustered["within_noise"], clustered["holds"]) == ("clustered", True, True)
+    assert clustered["stderr"] == 0.2121
+    assert "| +0.400 ± 0.212 (clustered) | yes (within noise) |" in to_markdown([clustered])
+    # One side clustered, the other not: the combined error is not fully clustered, and says so.
+    cells[by_condition["FT"], reversal] = board.cells[by_condition["FT"], reversal]
+    assert verdict(cells)["stderr_kind"] == "binomial"

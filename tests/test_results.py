@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, planted_copy, results_file, samples_file
+from lm_eval_runs import TASKS, cluster_by, planted_copy, results_file, samples_file
 
-from icl_generalization.analysis.results import load_runs, read_samples
+from icl_generalization.analysis.results import clusters_of, load_runs, read_samples
 from icl_generalization.cli import main
 from icl_generalization.core.errors import UserError
 
@@ -138,3 +138,20 @@ def test_real_samples_with_a_planted_bad_value(dummy_run: Path, tmp_path: Path) 
         read_samples(samples_file(copy, CLOSED))
     assert json.loads(samples_file(copy, ICL).read_text().splitlines()[0])["doc_id"] == 0
     assert len(read_samples(samples_file(copy, ICL))) == 24  # the other task's log is untouched
+
+
+def test_samples_carry_their_cluster_when_logged(dummy_run: Path, tmp_path: Path) -> None:
+    """Logs name each item's cluster (the fact it tests) since the task rows carry it; older ones do not."""
+    old = read_samples(samples_file(dummy_run, CLOSED))
+    assert {s.cluster for s in old.values()} == {None} and clusters_of(old) is None
+    labelled = planted_copy(dummy_run, tmp_path / "clusters", edit_samples=cluster_by(
+        lambda line: f"person-{line['doc_id'] % 5}"))
+    samples = read_samples(samples_file(labelled, CLOSED))
+    assert clusters_of(samples) == {key: f"person-{s.doc_id % 5}" for key, s in samples.items()}
+    # One unlabelled item: no labelling at all, rather than a silent catch-all cluster.
+    partial = planted_copy(dummy_run, tmp_path / "partial", edit_samples=cluster_by(
+        lambda line: None if line["doc_id"] == 0 else "p"))
+    assert clusters_of(read_samples(samples_file(partial, CLOSED))) is None
+    bad = planted_copy(dummy_run, tmp_path / "bad", edit_samples=cluster_by(lambda line: line["doc_id"]))  # an int
+    with pytest.raises(UserError, match=r"doc\.cluster: expected a valid string"):
+        read_samples(samples_file(bad, CLOSED))

@@ -28,15 +28,18 @@ def to_markdown(report: CheckReport) -> str:
         "# icl-gen check", "",
         f"**{markdown_text(report.verdict)}** (exit {report.exit_code})", "",
         f"baseline {markdown_code(report.baseline)}, candidate {markdown_code(report.candidate)}; metric "
-        f"{markdown_code(cfg.metric)}; a regression is a paired drop above {cfg.max_drop} with McNemar "
-        f"p < {cfg.alpha} ({cfg.correction} correction)", "",
-        "| task | status | paired items | baseline | candidate | Δ | lost | won | p | p adj. |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"{markdown_code(cfg.metric)}; a regression is a paired drop above {cfg.max_drop} with p < {cfg.alpha} "
+        f"({cfg.correction} correction) in the deciding test: the cluster-robust paired t-test (cluster-t) when the "
+        "logs name each item's cluster, else McNemar's exact test; *detectable* is the smallest drop the task "
+        "detects with 80% power", "",
+        "| task | status | paired items | clusters | baseline | candidate | Δ | lost | won | test | p | p adj. | "
+        "detectable |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for t in report.tasks:
-        lines.append(f"| {markdown_text(t.task)} | {t.status} | {t.n_paired} | {_num(t.baseline)} | "
-                     f"{_num(t.candidate)} | {_num(t.delta, True)} | {t.losses} | {t.wins} | {_p(t.p_value)} | "
-                     f"{_p(t.p_adjusted)} |")
+        lines.append(f"| {markdown_text(t.task)} | {t.status} | {t.n_paired} | {t.clusters or '–'} | "
+                     f"{_num(t.baseline)} | {_num(t.candidate)} | {_num(t.delta, True)} | {t.losses} | {t.wins} | "
+                     f"{t.test or '–'} | {_p(t.p_value)} | {_p(t.p_adjusted)} | {_num(t.min_detectable_drop)} |")
     if report.problems:
         lines += ["", "## Cannot judge the comparison", ""]
         lines += [f"- {markdown_text(problem)}" for problem in report.problems]

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from icl_generalization.analysis.html_report import to_html
-from icl_generalization.analysis.leaderboard import Leaderboard, format_cell
+from icl_generalization.analysis.leaderboard import STDERR_LEGEND, Leaderboard, format_cell
 from icl_generalization.analysis.plots import family_figure
 from icl_generalization.analysis.safe_text import csv_text, inside, markdown_code, markdown_text, unique_slugs
 from icl_generalization.core.paths import atomic_write_bytes, atomic_write_text
@@ -27,7 +27,7 @@ def _fmt(value: float | None) -> str:
 
 def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> str:
     """One table per family (splits as columns), a chance row, then provenance and notes."""
-    lines = [f"# Leaderboard ({board.metric}, mean ± standard error)", ""]
+    lines = [f"# Leaderboard ({board.metric}, mean ± standard error)", "", STDERR_LEGEND, ""]
     for family in board.families():
         cols = board.columns_of(family)
         rows = [r for r in board.rows if any((r, c) in board.cells for c in cols)]
@@ -54,7 +54,9 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> st
 
 
 def to_csv(board: Leaderboard) -> str:
-    """The table as CSV at full precision: one line per row; value, stderr and n columns per family/split.
+    """The table as CSV at full precision: one line per row; value, stderr and n columns per family/split, then
+    (appended, so that readers of the older columns by position keep working) which standard error each shows
+    and over how many clusters.
 
     Text cells (names from the results) are neutralized against formula injection; numbers stay numbers."""
     buffer = io.StringIO()
@@ -62,18 +64,22 @@ def to_csv(board: Leaderboard) -> str:
     header = ["model", "checkpoint", "condition"]
     for col in board.columns:
         header += [f"{col.label} {board.metric}", f"{col.label} stderr", f"{col.label} n"]
+    header += [f"{col.label} {suffix}" for col in board.columns for suffix in ("stderr kind", "clusters")]
     writer.writerow([csv_text(name) for name in header])
     for row in board.rows:
         line: list[str | float | int] = [csv_text(row.model), csv_text(row.checkpoint or ""), csv_text(row.condition)]
         for col in board.columns:
             cell = board.cells.get((row, col))
             line += ["", "", ""] if cell is None else [cell.value, "" if cell.stderr is None else cell.stderr, cell.n]
+        for col in board.columns:
+            cell = board.cells.get((row, col))
+            line += ["", ""] if cell is None else [cell.stderr_kind, "" if cell.clusters is None else cell.clusters]
         writer.writerow(line)
     chance: list[str | float | int] = ["chance", "", ""]
     for col in board.columns:
         value = board.chance[col]
         chance += ["" if value is None else value, "", ""]
-    writer.writerow(chance)
+    writer.writerow(chance + ["", ""] * len(board.columns))
     return buffer.getvalue()
 
 

@@ -3,9 +3,9 @@
 For every task of the baseline, the per-sample logs are paired item by item and the candidate's losses
 (items the baseline got right and the candidate wrong) are set against its wins. A task regresses when the
 paired drop is both **material** (larger than ``--max-drop``, absolute) and **significant** (McNemar's
-exact test, one-sided, on the discordant pairs, Holm-corrected across tasks): the tolerance keeps a
-one-item wobble from failing CI on a large task, the test keeps a few lost items on a small ``--limit``
-from counting as evidence.
+exact test, one-sided, on the discordant pairs, or the cluster test below; Holm-corrected across tasks):
+the tolerance keeps a one-item wobble from failing CI on a large task, the test keeps a few lost items on a
+small ``--limit`` from counting as evidence.
 
 The gate must not pass by accident, so a task it could not compare in full is **cannot judge**, with every
 reason listed: the candidate lacks the task, the dataset fingerprints differ, a per-sample log is missing or
@@ -19,11 +19,21 @@ could not be judged), :data:`EXIT_CANNOT_JUDGE` otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from icl_generalization.analysis.results import Run, Sample, TaskResult, date_id_of, load_runs, read_samples
+from icl_generalization.analysis.results import (
+    Run,
+    Sample,
+    TaskResult,
+    clusters_of,
+    date_id_of,
+    load_runs,
+    read_samples,
+)
 from icl_generalization.core.errors import UserError
+from icl_generalization.data.clustering import clustered_se
 
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 1
@@ -32,6 +42,10 @@ CORRECTIONS = ("holm", "none")
 HASHES = ("doc_hash", "prompt_hash", "target_hash")
 OK, REGRESSION, DROP_NOT_SIGNIFICANT, CANNOT_JUDGE = "ok", "regression", "drop-not-significant", "cannot-judge"
 EXAMPLES = 3  # item ids named in a reason, so a reader can look them up
+MCNEMAR, CLUSTER_T = "mcnemar", "cluster-t"  # the test whose p-value decided a task
+POWER = 0.8
+# A gate that cannot see a ten-point drop at 80% power is not guarding anything on that task.
+GATEABLE_DROP = 0.10
 
 
 @dataclass(frozen=True)
@@ -68,8 +82,16 @@ class TaskCheck:
     candidate: float | None = None
     losses: int = 0
     wins: int = 0
+    # The deciding test's p-value (``test``), before and after the correction across tasks.
     p_value: float | None = None
     p_adjusted: float | None = None
+    test: str | None = None
+    p_mcnemar: float | None = None
+    # Cluster-robust paired t-test (one-sided), when the logs name each item's cluster and there are >= 2.
+    p_cluster: float | None = None
+    clusters: int | None = None
+    # The smallest drop this task detects with 80% power at --alpha (None: too few items or clusters for any).
+    min_detectable_drop: float | None = None
 
     @property
     def delta(self) -> float | None:
@@ -137,6 +159,40 @@ def mcnemar_exact(losses: int, wins: int) -> float:
     if losses + wins == 0:
         return 1.0
     return float(binomtest(losses, losses + wins, 0.5, alternative="greater").pvalue)
+
+
+def cluster_paired_t(differences: Sequence[float], clusters: Sequence[str]) -> float | None:
+    """One-sided p-value that the mean per-item difference (candidate - baseline) is below zero, from the
+    standard error clustered by fact on G - 1 degrees of freedom (statsmodels' cluster-robust OLS of the
+    differences on a constant, which a test checks). None when there is no such test: fewer than two clusters
+    (no error), or every item lost alike (no spread: t is infinite, and McNemar's exact count is the better
+    answer). No item changed, or all alike for the better, is no drop: p = 1."""
+    from scipy.stats import t
+
+    se = clustered_se(differences, clusters)
+    mean = sum(differences) / len(differences)
+    if se == 0 and mean >= 0:
+        return 1.0
+    if not se > 0:  # NaN under two clusters
+        return None
+    return float(t.cdf(mean / se, df=len(set(clusters)) - 1))
+
+
+def min_detectable_drop(units: int, alpha: float, power: float = POWER) -> float | None:
+    """The smallest drop a one-sided paired t-test over ``units`` independent units detects with ``power``.
+
+    statsmodels solves for the standardized effect ``e = drop / sd``; a drop made of units lost outright (each
+    unit's difference 0 or -1) has ``sd = sqrt(drop (1 - drop))``, so ``drop = e^2 / (1 + e^2)``. With items as
+    the units this is close to McNemar's exact test (24 items: 0.21, where 5 of 24 lost items give p = 1/32);
+    with clusters as the units it assumes a drop takes whole clusters, the worst case for clustered data.
+    """
+    if units < 2:
+        return None
+    from statsmodels.stats.power import TTestPower
+
+    effect = float(TTestPower().solve_power(effect_size=None, nobs=units, alpha=alpha, power=power,
+                                            alternative="larger"))
+    return effect * effect / (1 + effect * effect)
 
 
 def holm_adjust(p_values: list[float]) -> list[float]:
@@ -210,7 +266,8 @@ def _outcomes(side: str, samples: dict[str, Sample], metric: str, problems: list
 
 def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run, TaskResult] | None,
                config: CheckConfig) -> TaskCheck:
-    """Everything that keeps the task from being compared, or the paired counts and the McNemar p-value."""
+    """Everything that keeps the task from being compared, or the paired counts, the tests' p-values and the
+    smallest drop the task could detect."""
     if candidate is None:
         return TaskCheck(name, CANNOT_JUDGE, ("the candidate did not score this task",))
     (b_run, base), (c_run, cand) = baseline, candidate
@@ -233,8 +290,28 @@ def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run
     keys = sorted(b_right)  # the same items on both sides, or a problem was recorded above
     losses = sum(b_right[k] and not c_right[k] for k in keys)
     wins = sum(c_right[k] and not b_right[k] for k in keys)
-    return TaskCheck(name, OK, (), notes, len(keys), sum(b_right.values()) / len(keys),
-                     sum(c_right.values()) / len(keys), losses, wins, mcnemar_exact(losses, wins))
+    p_mcnemar = mcnemar_exact(losses, wins)
+    # The same items on both sides; an older side without labels borrows the other's (allowed drift only).
+    labels = clusters_of(b_samples) or clusters_of(c_samples)
+    clusters = [labels[k] for k in keys] if labels else None
+    n_clusters = len(set(clusters)) if clusters else None
+    p_cluster = None
+    if clusters:
+        p_cluster = cluster_paired_t([float(c_right[k]) - float(b_right[k]) for k in keys], clusters)
+        if p_cluster is None:
+            notes += (f"no cluster-robust test ({n_clusters} clusters, or every paired item lost): McNemar's "
+                      "test decided, counting items that share a fact as independent",)
+    mdd = min_detectable_drop(n_clusters or len(keys), config.alpha)
+    if mdd is None or mdd > max(GATEABLE_DROP, config.max_drop):
+        units = f"{len(keys)} items in {n_clusters} clusters" if n_clusters else f"{len(keys)} items"
+        sees = f"detects only drops of {mdd:.3f} or more" if mdd is not None else "cannot detect any drop"
+        notes += (f"too small to gate on: with {units} it {sees} at {POWER:.0%} power (alpha {config.alpha}); "
+                  "raise --limit",)
+    decided = (CLUSTER_T, p_cluster) if p_cluster is not None else (MCNEMAR, p_mcnemar)
+    return TaskCheck(name, OK, (), notes, n_paired=len(keys), baseline=sum(b_right.values()) / len(keys),
+                     candidate=sum(c_right.values()) / len(keys), losses=losses, wins=wins, p_value=decided[1],
+                     test=decided[0], p_mcnemar=p_mcnemar, p_cluster=p_cluster, clusters=n_clusters,
+                     min_detectable_drop=mdd)
 
 
 def _apply_thresholds(checks: list[TaskCheck], config: CheckConfig) -> list[TaskCheck]:

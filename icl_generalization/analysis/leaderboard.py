@@ -4,6 +4,10 @@ Rows are named from the results' own config: the model (``pretrained``), the che
 records (``checkpoint``, ``checkpoint_kind``), and the condition each task's provenance records. Numbers
 from different data are never put side by side: every family must carry one dataset fingerprint and every
 task one version across all the runs, or the comparison is refused with the offending runs named.
+
+A cell's standard error is clustered by fact when the run logged its samples with each item's ``cluster``: the
+reversal curse asks several questions about one person, so ``--limit 40`` may cover 4 people, and the per-item
+(binomial) error lm-eval reports would be far too narrow. Without such a log lm-eval's error stands in, marked.
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from icl_generalization.analysis.results import Run, TaskResult, chance_level
+from icl_generalization.analysis.results import Run, TaskResult, chance_level, clusters_of, read_samples
 from icl_generalization.analysis.results_schema import PROBABILITY_METRICS, Provenance
 from icl_generalization.core.errors import UserError
+from icl_generalization.data.clustering import clustered_se
 
 CONDITIONS = ("pretrained", "ICL", "FT", "augmented FT")
 KIND_TO_CONDITION = {"ft": "FT", "aug_ft": "augmented FT"}
 METRICS = PROBABILITY_METRICS[:2]  # acc, acc_norm: the multiple-choice metrics our tasks report
 CONTAMINATION_ALPHA = 0.05
+CLUSTERED, BINOMIAL = "clustered", "binomial"  # which standard error a cell shows
+
+STDERR_LEGEND = ("± is the standard error clustered by fact (CR1 over the clusters named in the cell: items about "
+                 "one person, premise pair, category or compared pair are not independent); *(binomial)* marks "
+                 "lm-eval's per-item standard error, shown when the run has no per-sample log with clusters "
+                 "(rerun with --log_samples), which understates the noise when items share a fact.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,11 @@ class Cell:
     above_chance_p: float | None = None
     # Distinct closed-book prompts among the n items (None in results older than provenance ``n_prompts``).
     prompts: int | None = None
+    # ``stderr`` is clustered by fact (over ``clusters`` clusters) or lm-eval's per-item one; the latter is kept
+    # in ``lm_eval_stderr`` either way, so readers of older outputs find the number they knew.
+    stderr_kind: str = BINOMIAL
+    clusters: int | None = None
+    lm_eval_stderr: float | None = None
 
     @property
     def contaminated(self) -> bool:
@@ -113,6 +129,30 @@ def _check_same_data(entries: Sequence[tuple[Run, TaskResult]]) -> None:
             problems.append(f"task {name} has different versions ({listed})")
     if problems:
         raise UserError("cannot put these results side by side: " + " | ".join(problems))
+
+
+def _clustered_stderr(task: TaskResult, metric: str, value: float) -> tuple[float, int] | str | None:
+    """The standard error clustered by fact and the number of clusters; else why the log cannot give one (a
+    note), or None when the run simply has no log with clusters (lm-eval's error stands in, marked)."""
+    if task.samples_file is None:
+        return None
+    samples = read_samples(task.samples_file)
+    clusters = clusters_of(samples)
+    if clusters is None:
+        return None
+    scores = [s.metrics.get(metric) for s in samples.values()]
+    values = [v for v in scores if v is not None]
+    if len(values) != len(samples) or len(samples) != task.n:
+        return (f"its per-sample log holds {len(values)} {metric!r} values for {task.n} scored items (a truncated "
+                "or foreign log)")
+    mean = sum(values) / len(values)
+    # lm-eval's aggregate is the mean of these very values; a different mean means the log is not this run's.
+    if abs(mean - value) > 1e-6:
+        return f"its per-sample log's mean {metric} {mean:.4f} is not the results' {value:.4f} (a foreign log)"
+    k = len(set(clusters.values()))
+    if k < 2:
+        return f"all {task.n} items test one fact, so there is no clustered standard error"
+    return clustered_se(values, [clusters[key] for key in samples]), k
 
 
 def _column_order(columns: Iterable[Column]) -> list[Column]:
@@ -192,8 +232,15 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
         col = Column(str(task.family), str(task.split))
         if (row, col) in cells:
             notes.append(f"{row.label}, {col.label}: {cells[row, col].run} superseded by the later {run.path}")
-        cells[row, col] = Cell(value, task.stderr(metric), task.n, task.name, str(run.path),
-                               prompts=_prompts_among(task.n, task.provenance))
+        lm_eval_se = task.stderr(metric)
+        clustered = _clustered_stderr(task, metric, value)
+        if isinstance(clustered, str):
+            notes.append(f"{row.label}, {col.label}: binomial standard error shown: {clustered}")
+        se, kind, k = (clustered[0], CLUSTERED, clustered[1]) if isinstance(clustered, tuple) else \
+            (lm_eval_se, BINOMIAL, None)
+        cells[row, col] = Cell(value, se, task.n, task.name, str(run.path),
+                               prompts=_prompts_among(task.n, task.provenance), stderr_kind=kind, clusters=k,
+                               lm_eval_stderr=lm_eval_se)
     columns = _column_order(col for _, col in cells)
     chance = {col: _column_chance(col, [t for _, t in entries]) for col in columns}
     notes += _flag_contamination(cells, chance)
@@ -204,8 +251,15 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes))
 
 
+def stderr_label(cell: Cell) -> str:
+    """Which standard error a cell shows, in the cell itself: a table may mix runs with and without clusters."""
+    return f"{cell.clusters} clusters" if cell.stderr_kind == CLUSTERED else BINOMIAL
+
+
 def format_cell(cell: Cell | None) -> str:
     if cell is None:
         return "–"
-    text = f"{cell.value:.3f} ± {cell.stderr:.3f}" if cell.stderr is not None else f"{cell.value:.3f}"
+    text = f"{cell.value:.3f} ± {cell.stderr:.3f} ({stderr_label(cell)})" if cell.stderr is not None \
+        else f"{cell.value:.3f}"
     return f"{text} †" if cell.contaminated else text
+

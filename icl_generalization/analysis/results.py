@@ -51,6 +51,9 @@ class Sample:
     fingerprint: str | None
     n_choices: int | None
     n_gold: int | None
+    # The fact the item tests (a person, a premise pair, a category, a compared pair): items sharing it are not
+    # independent evidence. None in logs written before the task rows carried it.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,8 @@ def _parse_sample(raw: Mapping[str, JsonValue], where: str) -> Sample:
             n_gold = None
     return Sample(doc_id=line.doc_id, key=str(doc.id if doc.id is not None else line.doc_id),
                   metrics=line.metric_values(), doc_hash=line.doc_hash, prompt_hash=line.prompt_hash,
-                  target_hash=line.target_hash, fingerprint=doc.fingerprint, n_choices=n_choices, n_gold=n_gold)
+                  target_hash=line.target_hash, fingerprint=doc.fingerprint, n_choices=n_choices, n_gold=n_gold,
+                  cluster=doc.cluster)
 
 
 def read_samples(path: Path) -> dict[str, Sample]:
@@ -265,6 +269,13 @@ def read_samples(path: Path) -> dict[str, Sample]:
     if not samples:
         raise DataError(f"{path}: no samples under the filter {DEFAULT_FILTER!r}")
     return samples
+
+
+def clusters_of(samples: Mapping[str, Sample]) -> dict[str, str] | None:
+    """Item key -> its cluster, or None when any item lacks one (a log older than the field, or a foreign task):
+    a partial labelling would silently treat the unlabelled items as one cluster or drop them."""
+    clusters = {key: s.cluster for key, s in samples.items() if s.cluster is not None}
+    return clusters if samples and len(clusters) == len(samples) else None
 
 
 def chance_level(task: TaskResult, samples: Mapping[str, Sample] | None = None) -> float | None:

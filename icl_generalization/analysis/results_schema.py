@@ -146,9 +146,11 @@ class ResultsFile(_Lenient):
 
 
 class SampleDoc(_Lenient):
-    """The logged document; ours carry an ``id`` that pairs items across runs, and the dataset fingerprint."""
+    """The logged document; ours carry an ``id`` that pairs items across runs, the dataset fingerprint, and the
+    ``cluster`` (the fact the item tests) that clustered standard errors group by; older logs lack it."""
 
     id: Text | Annotated[int, Field(strict=True)] | None = None
+    cluster: Text | None = None
     choices: list[JsonValue] | None = None
     gold: list[Annotated[int, Field(strict=True)]] | Annotated[int, Field(strict=True)] | None = None
     fingerprint: Text | None = None
