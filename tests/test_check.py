@@ -22,8 +22,11 @@ from icl_generalization.analysis.gate import (
 )
 from icl_generalization.cli import main
 from icl_generalization.core.errors import UserError
+from icl_generalization.data.families import FAMILIES
 
 CLOSED, ICL = TASKS
+# The reversal curse's task version, as the dummy runs record it.
+VERSION = FAMILIES["reversal_curse"].task_version
 
 
 def _flip(task: str, count: int) -> Any:
@@ -154,7 +157,7 @@ def test_every_reason_is_listed(dummy_run: Path, tmp_path: Path, capsys: pytest.
     closed = next(t for t in report.tasks if t.task == CLOSED)
     assert closed.status == "cannot-judge" and report.exit_code == EXIT_CANNOT_JUDGE
     text = "\n".join(closed.problems)
-    for expected in ("task version 1.0 -> 2.0", "prompt_hash on 1 of 21", "holds 22 items but its results file "
+    for expected in (f"task version {VERSION} -> 2.0", "prompt_hash on 1 of 21", "holds 22 items but its results file "
                      "reports 24", "did not score 3 of the baseline's 24 items", "scored 1 items the baseline did "
                      "not (someone-else)", "'acc' is not 0 or 1 for 1 items"):
         assert expected in text, text

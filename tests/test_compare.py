@@ -19,8 +19,11 @@ from icl_generalization.analysis.leaderboard import build_leaderboard, condition
 from icl_generalization.analysis.results import load_runs
 from icl_generalization.cli import main
 from icl_generalization.core.errors import UserError
+from icl_generalization.data.families import FAMILIES
 
 CLOSED, ICL = TASKS
+# The reversal curse's task version, as the dummy runs record it.
+VERSION = FAMILIES["reversal_curse"].task_version
 
 
 def _as_checkpoint(name: str, kind: str, acc: float) -> Any:
@@ -116,7 +119,7 @@ def test_refuses_different_task_versions(dummy_run: Path, tmp_path: Path) -> Non
     def bump(data: dict[str, Any]) -> None:
         data["versions"][ICL] = 2.0
     bumped = planted_copy(dummy_run, tmp_path / "v2", bump)
-    with pytest.raises(UserError, match=f"task {ICL} has different versions.*version 1.0 in .*version 2.0 in"):
+    with pytest.raises(UserError, match=f"task {ICL} has different versions.*version {VERSION} in .*version 2.0 in"):
         build_leaderboard(load_runs([dummy_run, bumped]))
 
 

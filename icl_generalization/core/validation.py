@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PositiveInt, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from icl_generalization.core.errors import UserError
@@ -102,3 +102,23 @@ def parse(model: type[Model], data: object, where: str) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         raise UserError(describe(exc, where)) from None
+
+
+_FLAG: TypeAdapter[bool] = TypeAdapter(bool)
+_POSITIVE: TypeAdapter[PositiveInt] = TypeAdapter(PositiveInt)
+
+
+def flag(value: object, name: str) -> bool:
+    """A yes/no option as users type it (``True``, ``false``, ``1``, ``no``...), or one line naming it."""
+    try:
+        return _FLAG.validate_python(value)
+    except ValidationError:
+        raise UserError(f"{name} must be true or false, got {_shown(value)}") from None
+
+
+def positive_int(value: object, name: str) -> int:
+    """A count as users type it (``8``, ``"8"``), or one line naming the option."""
+    try:
+        return _POSITIVE.validate_python(value)
+    except ValidationError:
+        raise UserError(f"{name} must be a positive integer, got {_shown(value)}") from None

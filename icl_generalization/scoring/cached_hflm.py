@@ -33,6 +33,7 @@ from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from icl_generalization.core.errors import ContextBudgetError, UserError
+from icl_generalization.core.validation import flag, positive_int
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
@@ -127,27 +128,9 @@ def plan_groups(inputs: Sequence[Sequence[int]], shareable: Sequence[int], min_t
     return Plan(groups=tuple(reversed(groups)), ordinary=tuple(sorted(ordinary)), tokens=int(best[n]))
 
 
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise UserError(f"{name} must be true or false, got {value!r}")
-
-
-def _positive(value: Any, name: str, optional: bool = False) -> int | None:
-    if optional and (value is None or str(value).lower() == "none"):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or (isinstance(value, float) and not value.is_integer()):
-        raise UserError(f"{name} must be a positive integer, got {value!r}")
-    return number
+def _optional_count(value: object, name: str) -> int | None:
+    # lm-eval passes `--model_args x=None` as the string "None".
+    return None if value is None or str(value).lower() == "none" else positive_int(value, name)
 
 
 @dataclass(frozen=True)
@@ -161,11 +144,11 @@ class PrefixSettings:
     @classmethod
     def from_model_args(cls, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
                         prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None) -> PrefixSettings:
-        batch = _positive(prefix_batch_tokens, "prefix_batch_tokens", optional=True)
-        return cls(enabled=_flag(prefix_cache, "prefix_cache"),
-                   min_tokens=_positive(prefix_min_tokens, "prefix_min_tokens") or DEFAULT_MIN_TOKENS,
+        batch = _optional_count(prefix_batch_tokens, "prefix_batch_tokens")
+        return cls(enabled=flag(prefix_cache, "prefix_cache"),
+                   min_tokens=positive_int(prefix_min_tokens, "prefix_min_tokens"),
                    cache=PrefixCacheConfig(batch_tokens=batch or PrefixCacheConfig.batch_tokens,
-                                           memory_mb=_positive(prefix_memory_mb, "prefix_memory_mb", optional=True)))
+                                           memory_mb=_optional_count(prefix_memory_mb, "prefix_memory_mb")))
 
     def __post_init__(self) -> None:
         if self.min_tokens < 1:

@@ -20,24 +20,13 @@ from typing import Any
 import torch
 
 from icl_generalization.core.errors import UserError
+from icl_generalization.core.validation import flag
 from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM
 from icl_generalization.tasks.options import TASK_ONLY_OPTIONS
 from icl_generalization.weights.default_model import DEFAULT_MODEL, resolve_model
 from icl_generalization.weights.loading import Checkpoint, apply_adapter, open_checkpoint
 
 MODEL_NAME = "icl-gen"
-
-
-def _flag(value: Any, name: str) -> bool:
-    # --model_args arrive as strings or as values lm-eval already parsed ("False" -> False).
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise UserError(f"{name} must be True or False, got {value!r}")
 
 
 class ICLGenLM(PrefixCachedHFLM):
@@ -52,14 +41,14 @@ class ICLGenLM(PrefixCachedHFLM):
         model_kwargs = {k: v for k, v in kwargs.items() if k not in TASK_ONLY_OPTIONS}
         if checkpoint and peft:
             raise UserError("give either checkpoint= or peft=, not both")
-        self._merge_adapter = _flag(merge_adapter, "merge_adapter")
+        self._merge_adapter = flag(merge_adapter, "merge_adapter")
         self._checkpoint: Checkpoint | None = None
         # The checkpoint is verified before any weights load (a wrong base or a changed file fails fast), and
         # everything HFLM loads from it comes from the verified private copy, which lives only for __init__.
         with contextlib.ExitStack() as opened:
             if checkpoint or peft:
                 self._checkpoint = opened.enter_context(open_checkpoint(
-                    str(checkpoint or peft), pretrained=pretrained, allow_pickle=_flag(allow_pickle, "allow_pickle"),
+                    str(checkpoint or peft), pretrained=pretrained, allow_pickle=flag(allow_pickle, "allow_pickle"),
                     expected_sha256=checkpoint_sha256))
                 pretrained = self._checkpoint.base_name
             self.model_name = pretrained or DEFAULT_MODEL
