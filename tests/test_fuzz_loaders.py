@@ -122,7 +122,7 @@ def test_graph_json_through_the_checker(datasets: dict[str, Path], data: st.Data
         _returns_or_refuses(lambda: check_dataset(read_dataset(folder)))
 
 
-VALID_RESULTS = {
+VALID_RESULTS: dict[str, Any] = {
     "results": {"t": {"alias": "t", "acc,none": 0.5, "acc_stderr,none": 0.1, "sample_len": 2}},
     "configs": {"t": {"metadata": {"version": 1, "provenance": {"family": "syllogism", "split": "conclusion",
                                                                 "condition": "closed_book", "fingerprint": "f",
@@ -131,7 +131,7 @@ VALID_RESULTS = {
     "versions": {"t": 1}, "n-samples": {"t": {"original": 2, "effective": 2}},
     "config": {"model": "hf", "model_args": "pretrained=m"}, "date": 1.0,
 }
-VALID_SAMPLE = {"doc_id": 0, "doc": {"id": "a", "choices": ["x", "y"], "gold": 0, "fingerprint": "f"},
+VALID_SAMPLE: dict[str, Any] = {"doc_id": 0, "doc": {"id": "a", "choices": ["x", "y"], "gold": 0, "fingerprint": "f"},
                 "target": "0", "filter": "none", "metrics": ["acc"], "acc": 1.0, "doc_hash": "d",
                 "prompt_hash": "p", "target_hash": "t", "arguments": {"gen_args_0": {}}}
 
