@@ -114,8 +114,9 @@ def _through_link(root: Path, target: Path) -> Path | None:
 def _remove_stale(root: Path, stale: Iterable[str]) -> None:
     """Remove files a previous run of the tool wrote here and this one did not, then the folders they emptied."""
     for rel in sorted(stale):
-        target = root / rel
-        if _through_link(root, target):  # a folder since replaced by a link: what it points to is not ours
+        # normpath: an edited marker naming '../x', '/x' or '.' must not reach outside the output (or remove it).
+        target = Path(os.path.normpath(root / rel))
+        if root not in target.parents or _through_link(root, target):  # a link: what it points to is not ours
             continue
         with contextlib.suppress(FileNotFoundError):
             target.unlink()

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import JsonValue, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from icl_generalization.core.digest import canonical_json, sha256_parts
 from icl_generalization.core.errors import DataError
@@ -257,17 +257,30 @@ def _test_item(row: dict[str, Any], where: str) -> TestItem:
     return _record(_TEST_ITEM, row, where, "test item")
 
 
+class _DatasetMeta(BaseModel):
+    """What :func:`read_dataset` reads of ``dataset.json`` (``counts`` and ``splits`` are for people)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    family: StrictStr
+    generator_version: StrictStr
+    seed: StrictInt
+    config: dict[str, JsonValue] = {}
+    source: StrictStr = "generated"
+    fingerprint: StrictStr | None = None
+
+
 def read_dataset(folder: Path) -> Dataset:
     """Read a folder written by :func:`write_dataset`, checking its fingerprint."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"dataset folder not found: {folder}")
+    if not (folder / META_FILE).is_file():
+        raise DataError(f"{folder}: no {META_FILE}; not a dataset folder written by icl-gen")
     try:
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{folder}: no {META_FILE}; not a dataset folder written by icl-gen") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{folder / META_FILE}: not valid JSON ({exc.msg})") from None
+        meta = _DatasetMeta.model_validate_json((folder / META_FILE).read_bytes())
+    except ValidationError as exc:
+        raise DataError(describe(exc, f"{folder / META_FILE}: not a dataset description")) from None
     train = [_train_doc(r, f"{folder / TRAIN_FILE} record {i + 1}")
              for i, r in enumerate(read_jsonl(folder / TRAIN_FILE))]
     test = [_test_item(r, f"{folder / TEST_FILE} record {i + 1}")
@@ -279,13 +292,9 @@ def read_dataset(folder: Path) -> Dataset:
         raise DataError(f"{graph_path}: not valid JSON ({exc})") from None
     if graph is not None and not isinstance(graph, dict):
         raise DataError(f"{graph_path}: expected a JSON object, got {type(graph).__name__}")
-    try:
-        ds = Dataset(family=meta["family"], generator_version=meta["generator_version"], seed=meta["seed"],
-                     config=meta.get("config", {}), train=tuple(train), test=tuple(test), graph=graph,
-                     source=meta.get("source", "generated"))
-    except KeyError as exc:
-        raise DataError(f"{folder / META_FILE}: missing field {exc}") from None
-    expected = meta.get("fingerprint")
+    ds = Dataset(family=meta.family, generator_version=meta.generator_version, seed=meta.seed, config=meta.config,
+                 train=tuple(train), test=tuple(test), graph=graph, source=meta.source)
+    expected = meta.fingerprint
     if expected and expected != ds.fingerprint():
         raise DataError(f"{folder}: fingerprint mismatch (recorded {expected[:12]}, contents {ds.fingerprint()[:12]});"
                         " the files were edited after generation")

@@ -160,13 +160,24 @@ def _differences(recorded: Any, current: dict[str, JsonValue]) -> list[str]:
             for field, value in current.items() if recorded.get(field) != value]
 
 
+def _read_stage_marker(marker: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON
+        raise UserError(f"{marker}: not a readable stage record ({exc}); delete {marker.parent} to redo "
+                        "that stage") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{marker}: not a stage record (a JSON object); delete {marker.parent} to redo that stage")
+    return record
+
+
 def _refuse_changed_key(out: Path, stages: list[Stage]) -> None:
     """A resumed run with anything changed that decides a result would mix two studies in one folder: refuse."""
     for stage in stages:
         marker = out / stage.name / MARKER
         if stage.always or not marker.is_file():
             continue
-        differences = _differences(json.loads(marker.read_text(encoding="utf-8")).get("key"), stage.key)
+        differences = _differences(_read_stage_marker(marker).get("key"), stage.key)
         if differences:
             raise UserError(f"{out}: stage {stage.name} finished with other settings than this run's "
                             f"({'; '.join(differences)}); resume with the same settings, use a new --out, or "
@@ -245,7 +256,7 @@ def _run_stages(out: Path, stages: list[Stage], model: str, preset: Preset, fami
         folder = out / stage.name
         marker = folder / MARKER
         if marker.is_file() and not stage.always:
-            record = json.loads(marker.read_text(encoding="utf-8"))
+            record = _read_stage_marker(marker)
             log(f"[{index}/{len(stages)}] {stage.name}: done earlier, skipped")
             records.append(record)
             continue

@@ -115,7 +115,7 @@ def load_recipe(name_or_path: str) -> Recipe:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the recipe ({exc})") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: PyYAML's reading of an impossible date
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path}: not valid YAML ({first_line})") from None
     if isinstance(data, dict):

@@ -158,7 +158,7 @@ def _parse(path: str, text: str) -> Manifest:
     # Keyed by the text, not the path: an edited manifest is parsed (and checked) afresh.
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: PyYAML's reading of an impossible date
         raise UserError(f"checkpoint manifest {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UserError(f"checkpoint manifest {path} is not a YAML mapping")

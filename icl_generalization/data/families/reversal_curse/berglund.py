@@ -51,8 +51,11 @@ def import_berglund(root: Path, n_choices: int = 4, seed: int = 0) -> Dataset:
     """Read Berglund et al.'s files into the project's records (distractors are drawn with ``seed``)."""
     rng = random.Random(seed)
     data, templates = _berglund_data_dir(Path(root))
-    names = [line.strip() for line in (templates / "names.txt").read_text(encoding="utf-8").splitlines()
-             if line.strip()]
+    try:
+        lines = (templates / "names.txt").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{templates / 'names.txt'}: cannot be read ({exc})") from None
+    names = [line.strip() for line in lines if line.strip()]
     if not names:
         raise DataError(f"{templates / 'names.txt'}: no names; the importer finds each record's person by name")
     train: list[TrainDoc] = []
