@@ -24,7 +24,8 @@ def _evaluate(out: Path, cache: Path, model: list[str], tasks: tuple[str, ...], 
         # Seed 3: lm-eval's dummy model (random scores) then gets 8 of the closed-book task's 24 items right,
         # enough for the gate tests to plant a drop of 6.
         code = run_lm_eval([*model, "--tasks", ",".join(tasks), "--limit", str(LIMIT), "--batch_size", "8",
-                            "--seed", "3", "--log_samples", "--output_path", str(out), "--metadata", json.dumps(metadata)])
+                            "--seed", "3", "--log_samples", "--output_path", str(out),
+                            "--metadata", json.dumps(metadata)])
     assert code == 0
     return out
 
