@@ -100,10 +100,14 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     from icl_generalization.weights.default_model import resolve_model
 
     try:
-        config = AugmentConfig(mode=args.mode, outputs_per_input=args.outputs_per_input or (3 if args.mode == "local"
-                                                                                              else 1),
+        # Defaults depend on the mode; an explicit value (0 included: AugmentConfig refuses it) is never replaced.
+        local = args.mode == "local"
+        config = AugmentConfig(mode=args.mode,
+                               outputs_per_input=(3 if local else 1) if args.outputs_per_input is None
+                               else args.outputs_per_input,
                                temperature=args.temperature, top_p=args.top_p,
-                               max_new_tokens=args.max_new_tokens or (96 if args.mode == "local" else 256),
+                               max_new_tokens=(96 if local else 256) if args.max_new_tokens is None
+                               else args.max_new_tokens,
                                seed=args.seed, batch_size=args.batch_size, limit=args.limit, sample=args.sample,
                                clean=args.clean,
                                context_budget=args.context_budget)
@@ -225,6 +229,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     config = CheckConfig(alpha=args.alpha, max_drop=args.max_drop, metric=args.metric, correction=args.correction,
                          allow_drift=args.allow_drift)
+    if args.out:
+        check_output(Path(args.out), "check", "folder")  # refused before any report is printed
     report = run_check(Path(args.baseline), Path(args.candidate), config)
     print(to_markdown(report), end="")
     if args.out:
@@ -234,11 +240,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
             folder.record(*paths)
         for path in paths:
             print(f"wrote {path}", file=sys.stderr)
+    if report.exit_code != 0:
+        # The verdict in one line where a CI log shows errors; the report above holds every reason.
+        print(f"icl-gen check: {report.verdict}", file=sys.stderr)
     return report.exit_code
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from icl_generalization.training.finetune import FinetuneRequest, _is_main, run_finetune
+    from icl_generalization.training.corpus import read_corpus
+    from icl_generalization.training.finetune import FinetuneRequest, is_main_process, run_finetune
     from icl_generalization.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe).with_overrides(max_steps=args.max_steps, seed=args.seed)
@@ -248,8 +258,11 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         augmented=Path(args.augmented) if args.augmented else None, out=Path(args.out) if args.out else None,
         manifest=Path(args.manifest) if args.manifest else None, resume=args.resume, data_seed=args.data_seed,
         progress=not args.no_progress)
+    if request.augmented:
+        # A corpus that cannot be trained on is refused before any output is claimed (and marked as ours).
+        read_corpus(request.augmented)
     with contextlib.ExitStack() as stack:
-        if _is_main():  # only the main process writes the run's files; the others would contend for the lock
+        if is_main_process():  # only the main process writes the run's files; the others would contend for the lock
             inputs = {"name": request.name, "recipe": args.recipe, "dataset": request.dataset, "base": request.base}
             check_output(request.run_dir, "finetune", "folder")
             check_output(request.manifest_path, "finetune", "file")

@@ -7,6 +7,8 @@ same process, so the wrapper does exactly those two things and hands every argum
 from __future__ import annotations
 
 import sys
+import traceback
+from pathlib import Path
 
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.paths import tasks_path
@@ -28,6 +30,14 @@ def lm_eval_argv(args: list[str]) -> list[str]:
     return [command, *out, "--include_path", str(tasks_path())]
 
 
+def _raised_by_lm_eval(exc: BaseException) -> bool:
+    """Whether lm-eval itself raised ``exc`` (its innermost frame is in lm-eval's code, not the package's)."""
+    import lm_eval
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).is_relative_to(Path(lm_eval.__file__).parent)
+
+
 def run_lm_eval(args: list[str]) -> int:
     from lm_eval.__main__ import cli_evaluate
 
@@ -38,6 +48,12 @@ def run_lm_eval(args: list[str]) -> int:
         cli_evaluate()
     except SystemExit as exc:  # argparse's --help and usage errors
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
+    except ValueError as exc:
+        # lm-eval answers a bad request (an unknown task, a bad --limit...) with a ValueError of its own: the
+        # user's to fix. A ValueError from the package's code stays what it is, a bug.
+        if _raised_by_lm_eval(exc):
+            raise UserError(f"lm-eval: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise
     finally:
         sys.argv = saved
     return 0

@@ -28,7 +28,7 @@ from pydantic import JsonValue
 
 from icl_generalization.core.digest import sha256_file, sha256_of
 from icl_generalization.core.errors import UserError
-from icl_generalization.core.outputs import claim_folder, package_version
+from icl_generalization.core.outputs import check_output, claim_folder, package_version
 from icl_generalization.core.paths import atomic_write_text
 from icl_generalization.study.presets import FamilyPlan, Preset
 
@@ -242,6 +242,8 @@ def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | N
     if unknown:
         raise UserError(f"preset {preset.name} has no plan for {', '.join(unknown)}; "
                         f"it covers {', '.join(preset.families)}")
+    # A foreign --out is refused before the model is converted and hashed for the run's key (a minute of work).
+    check_output(out, "reproduce", "folder")
     key = run_key(model, preset)
     stages = plan_stages(model, preset, out, families, key)
     _refuse_changed_key(out, stages)

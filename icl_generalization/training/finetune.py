@@ -98,7 +98,7 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _is_main() -> bool:
+def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -158,7 +158,7 @@ def _prepare_run_dir(request: FinetuneRequest, identity: dict[str, Any]) -> Path
             raise UserError(f"--resume: {run_dir} was started with different settings ({', '.join(changed)})")
     if request.resume and last is None:
         print(f"icl-gen finetune: nothing to resume in {run_dir}; starting from step 0")
-    if _is_main():
+    if is_main_process():
         atomic_write_text(recorded_path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
         _trim_loss_log(run_dir / LOSS_LOG, _step_of(last) if last else 0)
     return last
@@ -282,13 +282,13 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
     final = run_dir / "adapter"
     partial = run_dir / ".adapter.partial"
     # Which process writes is decided by the launcher's RANK, the same rule as the run folder's bookkeeping.
-    if _is_main() and partial.exists():
+    if is_main_process() and partial.exists():
         shutil.rmtree(partial)
     trainer.accelerator.wait_for_everyone()
     # Every process calls save_model: with FSDP or DeepSpeed, gathering the weights is a collective.
     trainer.save_model(str(partial))
     trainer.accelerator.wait_for_everyone()
-    if not _is_main():
+    if not is_main_process():
         return {}
     # Trainer also pickles its arguments next to the weights; the adapter folder holds safetensors only.
     (partial / "training_args.bin").unlink(missing_ok=True)
