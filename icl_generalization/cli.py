@@ -242,7 +242,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"wrote {path}", file=sys.stderr)
     if report.exit_code != 0:
         # The verdict in one line where a CI log shows errors; the report above holds every reason.
-        print(f"icl-gen check: {report.verdict}", file=sys.stderr)
+        verdict = report.verdict.removesuffix(" (reasons below)")
+        print(f"icl-gen check: {verdict} (the report on stdout lists every reason)", file=sys.stderr)
     return report.exit_code
 
 
