@@ -13,7 +13,13 @@ length skipped, why.
 Sweeps build contexts in ``shard`` mode by default (``--metadata context_mode=...`` overrides): in ``auto``
 mode every length that can hold the 8x subsample would get the same prompt, and the columns would repeat one
 measurement. The context each length really got is recorded (``sweep_context_tokens``): a training set
-smaller than a length cannot fill it.
+smaller than a length cannot fill it. Every context holds a document mentioning each option of its questions as
+well as their evidence (see ``context``), so a short length is not a test of which option is in the context; a
+length too short for that is skipped.
+
+Each length asks the same ``sweep_items`` questions: the first after interleaving by the family's cluster key, so
+they span as many facts (people, pairs, premises, categories) as that many questions can, rather than every
+question about the first few; contexts are built for those questions only.
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[Swee
     for length in lengths:
         try:
             built = task_rows(family, split, "icl",
-                              options.model_copy(update={"context_budget": length, "context_mode": mode}))
+                              options.model_copy(update={"context_budget": length, "context_mode": mode}),
+                              max_items=options.sweep_items)
         except ContextBudgetError as exc:
             # A length too short to hold a question's evidence is left out of the results, with the reason.
             log.warning("%s: skipping %d tokens: %s", sweep_task_name(family), length, exc)
@@ -66,7 +73,7 @@ def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[Swee
             continue
         ran.append(length)
         context_tokens[str(length)] = built.provenance["context_tokens_max"]
-        columns.append([SweepRow(**row, sweep_length=length) for row in built.rows[:options.sweep_items]])
+        columns.append([SweepRow(**row, sweep_length=length) for row in built.rows])
     if built is None:
         reasons = "; ".join(f"{n}: {why}" for n, why in skipped.items())
         raise UserError(f"{sweep_task_name(family)}: no requested length ({lengths}) can hold the questions "
