@@ -35,7 +35,9 @@ HEADER = "Read the following documents carefully. They are all true.\n\n"
 INSTRUCTION = "\nUse the documents above to complete the next statement.\n"
 DOC_SEPARATOR = "\n"
 SUBSAMPLE_FACTOR = 8
-BALANCE_ROUNDS = 4  # evening out option counts converges in one or two rounds; the bound keeps it finite
+# Documents per option (on average) that evening out one question's option counts may add: about one suffices;
+# the bound keeps it finite when documents mention several options at once.
+BALANCE_STEPS = 4
 # Recorded in every in-context task's provenance and part of its cache key: bump it whenever the contexts or the
 # rows built from the same data change. 2: a document for each option in every context; rows interleaved by the
 # family's cluster key; a ``cluster`` field in every row.
@@ -89,61 +91,38 @@ class ContextBuilder:
         return self._mentions[option]
 
     def _evidence(self, item: TestItem, chosen: set[str]) -> list[str]:
-        """A document per needed fact, then documents that mention each option as often as the most mentioned.
+        """A document per needed fact, then documents until every option is mentioned as often as the most
+        mentioned one among them.
 
-        Documents already chosen are preferred (so shards stay small). An option no training document mentions
-        cannot be given one; the audit's training baselines report that as a property of the data.
+        Counts, not only presence: the documents stating a fact often name the gold more than once, or name
+        sibling options too, and a bare "one document per option" would leave "mentioned most" as a cue. The
+        balance is kept within the question's own evidence: a shard's other questions bring documents that
+        mention this question's options too, but evening those out as well is a zero-sum game when one
+        question's distractor is another's gold (semantic categories), and it fills the context with evidence.
+        Documents already chosen are preferred (so shards stay small), and among the candidates for one option
+        a document naming no other option of the question, so that raising one option does not raise another.
+        An option no training document mentions cannot be given one; the audit's training baselines report that
+        as a property of the data.
         """
         picks: list[str] = []
         for alternatives in item.needs:
             present = [d for d in alternatives if d in chosen]
             picks.append(present[0] if present else self.rng.choice(sorted(alternatives)))
-        picks = list(dict.fromkeys(picks))
-        return picks + self._balancing(item, chosen | set(picks))
-
-    def _balancing(self, item: TestItem, chosen: set[str]) -> list[str]:
-        """Documents that bring every option of ``item`` up to the count of its most mentioned option.
-
-        Counts, not only presence: the documents other questions of a shard need often mention this question's
-        gold (a category's members are named around it), which a bare "one document per option" would leave as
-        a "mentioned most" cue. A document naming no other option of the item is preferred, so that evening out
-        one option does not raise another; a few rounds settle what such documents disturb.
-        """
+        have = set(picks)
         mentions = [set(self._mentioning(option)) for option in item.choices]
-        have, extra = set(chosen), []
-        for _ in range(BALANCE_ROUNDS):
+        for _ in range(BALANCE_STEPS * len(mentions)):
             counts = [len(m & have) for m in mentions]
             short = [i for i, n in enumerate(counts) if n < max(counts) and mentions[i] - have]
             if not short:
                 break
-            for i in short:
-                candidates = sorted(mentions[i] - have)
-                clean = [d for d in candidates if not any(d in m for j, m in enumerate(mentions) if j != i)]
-                pick = self.rng.choice(clean or candidates)
-                have.add(pick)
-                extra.append(pick)
-        return extra
-
-    def _rebalanced(self, doc_ids: list[str], members: Sequence[TestItem], room: int) -> list[str]:
-        """A shard's documents with each question's options evened out again, as far as the room allows.
-
-        A question's evidence was balanced against the documents chosen before it; those of the questions packed
-        after it may mention its options unevenly.
-        """
-        chosen = list(doc_ids)
-        used = sum(self._doc_tokens[d] for d in chosen)
-        for _ in range(BALANCE_ROUNDS):
-            added = False
-            for item in members:
-                extra = self._balancing(item, set(chosen))
-                size = sum(self._doc_tokens[d] for d in extra)
-                if extra and used + size <= room:
-                    chosen += extra
-                    used += size
-                    added = True
-            if not added:
-                break
-        return chosen
+            # One document at a time, for the least mentioned option: a document may mention several options.
+            i = min(short, key=lambda j: counts[j])
+            candidates = sorted(mentions[i] - have)
+            clean = [d for d in candidates if not any(d in m for j, m in enumerate(mentions) if j != i)] or candidates
+            pick = self.rng.choice([d for d in clean if d in chosen] or clean)
+            have.add(pick)
+            picks.append(pick)
+        return list(dict.fromkeys(picks))
 
     def _tail_tokens(self, item: TestItem) -> int:
         return self.count(item.prompt + max(item.choices, key=len)) + 2
@@ -168,7 +147,7 @@ class ContextBuilder:
             for item in items:
                 needed.update(dict.fromkeys(self._evidence(item, set(needed))))
             target = max(len(self.order) // SUBSAMPLE_FACTOR, len(needed))
-            chosen = self._top_up(self._rebalanced(list(needed), items, room), items, target_docs=target, room=room)
+            chosen = self._top_up(list(needed), target_docs=target, room=room)
             if sum(self._doc_tokens[d] for d in chosen) <= room and len(chosen) >= target:
                 return [self._shard(chosen, items, "subsample")]
             if self.mode == "subsample":
@@ -197,22 +176,14 @@ class ContextBuilder:
                         f"and ones mentioning each option as often), more than the {room} tokens the budget of "
                         f"{self.budget} leaves for documents")
                 groups.append((need, [item]))
-        return [self._shard(self._top_up(self._rebalanced(doc_ids, members, room), members, None, room), members,
-                            "shard") for doc_ids, members in groups]
+        return [self._shard(self._top_up(doc_ids, None, room), members, "shard") for doc_ids, members in groups]
 
-    def _top_up(self, doc_ids: list[str], items: Sequence[TestItem], target_docs: int | None,
-                room: int) -> list[str]:
-        """Add randomly drawn other documents until the room (or the target count) is reached.
-
-        Documents that mention none of the questions' options come first, so the filler does not undo the
-        balanced option counts; the others follow only when those run out (a long context must still fill).
-        """
+    def _top_up(self, doc_ids: list[str], target_docs: int | None, room: int) -> list[str]:
+        """Add randomly drawn other documents until the room (or the target count) is reached."""
         chosen = list(dict.fromkeys(doc_ids))
         used = sum(self._doc_tokens[d] for d in chosen)
         others = [d for d in self.order if d not in set(chosen)]
         self.rng.shuffle(others)
-        mentioning = {d for item in items for option in item.choices for d in self._mentioning(option)}
-        others.sort(key=lambda d: d in mentioning)  # stable: each part stays in its random order
         for doc_id in others:
             if target_docs is not None and len(chosen) >= target_docs:
                 break
