@@ -160,9 +160,10 @@ class ContextBuilder:
         for item in items:
             placed = False
             for doc_ids, members in groups:
-                extra = [d for d in self._evidence(item, set(doc_ids)) if d not in doc_ids]
+                evidence = self._evidence(item, set(doc_ids))
+                extra = [d for d in evidence if d not in doc_ids]
                 used = sum(self._doc_tokens[d] for d in doc_ids) + sum(self._doc_tokens[d] for d in extra)
-                if used <= room:
+                if used <= room and self._keeps_balance(item, evidence, members, set(doc_ids), set(extra)):
                     doc_ids.extend(extra)
                     members.append(item)
                     placed = True
@@ -177,6 +178,22 @@ class ContextBuilder:
                         f"{self.budget} leaves for documents")
                 groups.append((need, [item]))
         return [self._shard(self._top_up(doc_ids, None, room), members, "shard") for doc_ids, members in groups]
+
+    def _spread(self, item: TestItem, docs: set[str]) -> int:
+        """How many more documents of ``docs`` mention the item's most mentioned option than its least."""
+        counts = [len(docs.intersection(m)) for m in map(self._mentioning, item.choices) if m]
+        return max(counts) - min(counts) if counts else 0
+
+    def _keeps_balance(self, item: TestItem, evidence: list[str], members: Sequence[TestItem], docs: set[str],
+                       extra: set[str]) -> bool:
+        """Whether a shard may take ``item``: no question's options end up mentioned less evenly than before.
+
+        One question's evidence can name another's options (a distractor here is a gold there); such questions
+        go to separate shards instead, so every shard's option counts are as even as each question's own.
+        """
+        joined = docs | extra
+        return (self._spread(item, joined) <= self._spread(item, set(evidence))
+                and all(self._spread(m, joined) <= self._spread(m, docs) for m in members))
 
     def _top_up(self, doc_ids: list[str], target_docs: int | None, room: int) -> list[str]:
         """Add randomly drawn other documents until the room (or the target count) is reached."""
