@@ -123,9 +123,9 @@ def test_icl_rows_keep_shards_whole_and_interleave_clusters_within(tiny_model_pa
 
 def test_sweep_questions_span_every_person(tiny_model_path: Path, isolated_cache: Path) -> None:
     """The first 100 of 300 questions used to be about 10 of the 30 people."""
-    rows, provenance = sweep_rows("reversal_curse", "p2d_reverse",
-                                  TaskOptions(pretrained=str(tiny_model_path), sweep_lengths=[256, 1024]))
-    assert provenance["sweep_lengths"] == [256, 1024] and provenance["n_items"] == 100
+    options = TaskOptions(pretrained=str(tiny_model_path), sweep_lengths=[256, 1024], sweep_items=100)
+    rows, provenance = sweep_rows("reversal_curse", "p2d_reverse", options)
+    assert provenance["sweep_lengths"] == [256, 1024] and provenance["n_items"] == provenance["sweep_items"] == 100
     for length in (256, 1024):
         asked = [r for r in rows if r["sweep_length"] == length]
         assert len(asked) == 100 and len({r["cluster"] for r in asked}) == 30

@@ -17,9 +17,11 @@ smaller than a length cannot fill it. Every context holds a document mentioning 
 well as their evidence (see ``context``), so a short length is not a test of which option is in the context; a
 length too short for that is skipped.
 
-Each length asks the same ``sweep_items`` questions: the first after interleaving by the family's cluster key, so
-they span as many facts (people, pairs, premises, categories) as that many questions can, rather than every
-question about the first few; contexts are built for those questions only.
+Each length asks every question of the split by default. ``sweep_items=N`` asks the first N after interleaving by
+the family's cluster key, so they span as many facts (people, pairs, premises, categories) as N questions can
+rather than every question about the first few (contexts are built for those questions only); note that a subset
+loses the split's balance of how often each option recurs, which the shortcut audit's split-frequency baselines
+see, so the default is the whole split.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[Swee
     provenance = {k: v for k, v in built.provenance.items()
                   if k not in ("context_budget", "shards", "strategy", "context_tokens_max", "context_docs_max")}
     provenance.update(sweep_lengths=ran, sweep_skipped=skipped,
-                      sweep_items=options.sweep_items, sweep_context_tokens=context_tokens)
+                      sweep_items=built.provenance["n_items"], sweep_context_tokens=context_tokens)
     return rows, provenance
 
 
