@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from pydantic import JsonValue
 
 from icl_generalization.core.errors import ContextBudgetError
 from icl_generalization.data.families import FAMILIES
@@ -17,8 +18,9 @@ from icl_generalization.tasks.options import TaskOptions
 from icl_generalization.tasks.rows import task_rows
 from icl_generalization.tasks.sweep import sweep_rows
 
-SMALL = {"people_per_set": 4, "train_templates": 2}
-MEDIUM = {"people_per_set": 10, "train_templates": 2}  # ten people: a question's options are four of them
+SMALL: dict[str, JsonValue] = {"people_per_set": 4, "train_templates": 2}
+# Ten people: a question's four options name four of them, so shards differ.
+MEDIUM: dict[str, JsonValue] = {"people_per_set": 10, "train_templates": 2}
 
 
 def _words(text: str) -> int:
@@ -127,7 +129,7 @@ def test_icl_rows_keep_shards_whole_and_interleave_clusters_within(tiny_model_pa
 
 def test_sweep_questions_span_every_person(tiny_model_path: Path, isolated_cache: Path) -> None:
     """The first 100 of 300 questions used to be about 10 of the 30 people."""
-    options = TaskOptions(pretrained=str(tiny_model_path), sweep_lengths=[256, 1024], sweep_items=100)
+    options = TaskOptions(pretrained=str(tiny_model_path), sweep_lengths=(256, 1024), sweep_items=100)
     rows, provenance = sweep_rows("reversal_curse", "p2d_reverse", options)
     assert provenance["sweep_lengths"] == [256, 1024] and provenance["n_items"] == provenance["sweep_items"] == 100
     for length in (256, 1024):
