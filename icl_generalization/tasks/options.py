@@ -84,7 +84,7 @@ class TaskOptions(BaseModel):
     context_margin: Annotated[int, BeforeValidator(_whole_number), Field(ge=0)] = 16
     context_mode: ContextMode | None = None  # None: "auto" for a task, "shard" for a sweep
     sweep_lengths: Annotated[tuple[Positive, ...] | None, BeforeValidator(_length_list)] = None
-    sweep_items: Positive = 100
+    sweep_items: Positive | None = None  # None: every question of the split
 
     @field_validator("data_config")
     @classmethod

@@ -1,7 +1,12 @@
 """The documents of one task (closed book or in context) and the provenance its results record.
 
 An in-context task's documents are cached on disk, keyed by everything that decides them (task, dataset
-fingerprint, tokenizer, budget, mode), so a second run reads them instead of sizing every context again.
+fingerprint, tokenizer, budget, mode, number of questions, context version), so a second run reads them instead
+of sizing every context again.
+
+Rows are interleaved by the family's cluster key (the fact an item tests), so ``--limit N`` asks about as many
+facts as N allows instead of N questions about the first few; each row names its ``cluster``, so per-sample logs
+can carry standard errors clustered by fact.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from pydantic import JsonValue
 from icl_generalization.core.digest import sha256_of
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.paths import atomic_write_text, cache_dir
+from icl_generalization.data.clustering import interleave_by_cluster
 from icl_generalization.data.families import DEFAULT_SEED, get_family
+from icl_generalization.data.family import Family
 from icl_generalization.data.load import get_dataset
 from icl_generalization.data.records import Dataset, TestItem, chance_rate
-from icl_generalization.tasks.context import ContextBuilder
+from icl_generalization.tasks.context import CONTEXT_VERSION, ContextBuilder, Shard
 from icl_generalization.tasks.names import Condition, task_name
 from icl_generalization.tasks.options import TaskOptions, family_overrides
 from icl_generalization.tasks.tokenizer import (
@@ -45,6 +52,8 @@ class Row(TypedDict):
     choices: list[str]
     gold: list[int]
     fingerprint: str
+    # The fact the item tests (the family's cluster key): questions of one cluster stand or fall together.
+    cluster: str
     context_tokens: int
     context_docs: int
     shard: int
@@ -73,15 +82,20 @@ def _data_choice(family: str, options: TaskOptions) -> tuple[int, dict[str, Json
     return (DEFAULT_SEED if seed is None else seed), family_overrides(family, config)
 
 
-def task_rows(family: str, split: str, condition: Condition, options: TaskOptions) -> TaskRows:
-    """The lm-eval documents of one task and the provenance to record (fingerprint, sizes...)."""
-    get_family(family)
+def task_rows(family: str, split: str, condition: Condition, options: TaskOptions,
+              max_items: int | None = None) -> TaskRows:
+    """The lm-eval documents of one task and the provenance to record (fingerprint, sizes...).
+
+    ``max_items`` keeps the first questions after interleaving by cluster (a sweep's questions span every fact
+    they can); contexts are built for those questions only, and the provenance describes them.
+    """
+    spec = get_family(family)
     seed, overrides = _data_choice(family, options)
     ds = get_dataset(family, seed, overrides, options.data_source)
     if split not in ds.splits:
         raise UserError(f"{family} has no test split {split!r}; it has {', '.join(ds.splits)}")
     task = task_name(family, split, condition)
-    items = ds.items(split)
+    items = interleave_by_cluster(ds.items(split), spec.cluster_of)[:max_items]
     provenance: Provenance = {
         "family": family, "split": split, "condition": condition, "fingerprint": ds.fingerprint(),
         "generator_version": ds.generator_version, "data_seed": seed, "data_source": ds.source,
@@ -94,12 +108,12 @@ def task_rows(family: str, split: str, condition: Condition, options: TaskOption
         "chance": round(chance_rate(items), 6),
     }
     if condition == "closed_book":
-        return TaskRows([_row(item, ds, "", 0, 0, -1) for item in items], provenance)
-    rows, sizes = _icl_rows(task, ds, items, seed, options, provenance)
+        return TaskRows([_row(item, ds, spec, "", 0, 0, -1) for item in items], provenance)
+    rows, sizes = _icl_rows(task, ds, spec, items, seed, options, provenance)
     return TaskRows(rows, {**provenance, **sizes})
 
 
-def _icl_rows(task: str, ds: Dataset, items: list[TestItem], seed: int, options: TaskOptions,
+def _icl_rows(task: str, ds: Dataset, spec: Family, items: list[TestItem], seed: int, options: TaskOptions,
               provenance: Provenance) -> tuple[list[Row], Provenance]:
     resolved = resolve_model(model_name_for_tokenizer(options))
     tokenizer = load_tokenizer(resolved)
@@ -108,8 +122,10 @@ def _icl_rows(task: str, ds: Dataset, items: list[TestItem], seed: int, options:
     if budget > window:
         raise UserError(f"{task}: context_budget {budget} exceeds the model's window of {window} tokens")
     mode = options.context_mode or "auto"
-    sizes: Provenance = {"tokenizer": resolved, "context_budget": budget, "context_mode": mode}
-    key_parts = [task, provenance["fingerprint"], tokenizer_fingerprint(tokenizer), budget, mode]
+    sizes: Provenance = {"tokenizer": resolved, "context_budget": budget, "context_mode": mode,
+                         "context_version": CONTEXT_VERSION}
+    key_parts = [task, provenance["fingerprint"], tokenizer_fingerprint(tokenizer), budget, mode, len(items),
+                 CONTEXT_VERSION]
     key = sha256_of(json.dumps(key_parts))[:24]
     cached = cache_dir("tasks") / f"{task}-{key}.json"
     if cached.is_file():
@@ -123,9 +139,8 @@ def _icl_rows(task: str, ds: Dataset, items: list[TestItem], seed: int, options:
     builder = ContextBuilder(ds.train, count, budget, random.Random(f"{seed}:{task}"), task=task, mode=mode)
     by_id = {i.id: i for i in items}
     shards = builder.plan(items)
-    # Rows are ordered by shard, so `--limit N` takes whole shards first and shares the fewest contexts.
-    rows = [_row(by_id[item_id], ds, shard.context, shard.n_tokens, len(shard.doc_ids), index)
-            for index, shard in enumerate(shards) for item_id in shard.item_ids]
+    rows = [_row(item, ds, spec, shard.context, shard.n_tokens, len(shard.doc_ids), index)
+            for index, shard in enumerate(shards) for item in _shard_order(shard, by_id, spec)]
     strategies: list[JsonValue] = [*sorted({s.strategy for s in shards})]
     extra: Provenance = {"shards": len(shards), "strategy": strategies,
                          "context_tokens_max": max(s.n_tokens for s in shards),
@@ -135,9 +150,20 @@ def _icl_rows(task: str, ds: Dataset, items: list[TestItem], seed: int, options:
     return rows, {**sizes, **extra}
 
 
-def _row(item: TestItem, ds: Dataset, context: str, n_tokens: int, n_docs: int, shard: int) -> Row:
+def _shard_order(shard: Shard, by_id: dict[str, TestItem], spec: Family) -> list[TestItem]:
+    """A shard's questions interleaved by cluster.
+
+    Rows stay grouped by shard, so `--limit N` takes whole shards first: a limit that hopped between shards would
+    pay for one long context per question, where a shard's questions share one (the prefix cache computes it
+    once). Within that constraint the prefix spans as many facts as it can: the shards are packed from questions
+    already interleaved by cluster, so the first shard holds many facts, and its own questions are interleaved.
+    """
+    return interleave_by_cluster((by_id[i] for i in shard.item_ids), spec.cluster_of)
+
+
+def _row(item: TestItem, ds: Dataset, spec: Family, context: str, n_tokens: int, n_docs: int, shard: int) -> Row:
     return {
         "id": item.id, "split": item.split, "query": context + item.prompt, "prompt": item.prompt,
         "choices": list(item.choices), "gold": list(item.gold), "fingerprint": ds.fingerprint(),
-        "context_tokens": n_tokens, "context_docs": n_docs, "shard": shard,
+        "cluster": spec.cluster_of(item), "context_tokens": n_tokens, "context_docs": n_docs, "shard": shard,
     }

@@ -13,7 +13,15 @@ length skipped, why.
 Sweeps build contexts in ``shard`` mode by default (``--metadata context_mode=...`` overrides): in ``auto``
 mode every length that can hold the 8x subsample would get the same prompt, and the columns would repeat one
 measurement. The context each length really got is recorded (``sweep_context_tokens``): a training set
-smaller than a length cannot fill it.
+smaller than a length cannot fill it. Every context holds a document mentioning each option of its questions as
+well as their evidence (see ``context``), so a short length is not a test of which option is in the context; a
+length too short for that is skipped.
+
+Each length asks every question of the split by default. ``sweep_items=N`` asks the first N after interleaving by
+the family's cluster key, so they span as many facts (people, pairs, premises, categories) as N questions can
+rather than every question about the first few (contexts are built for those questions only); note that a subset
+loses the split's balance of how often each option recurs, which the shortcut audit's split-frequency baselines
+see, so the default is the whole split.
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[Swee
     for length in lengths:
         try:
             built = task_rows(family, split, "icl",
-                              options.model_copy(update={"context_budget": length, "context_mode": mode}))
+                              options.model_copy(update={"context_budget": length, "context_mode": mode}),
+                              max_items=options.sweep_items)
         except ContextBudgetError as exc:
             # A length too short to hold a question's evidence is left out of the results, with the reason.
             log.warning("%s: skipping %d tokens: %s", sweep_task_name(family), length, exc)
@@ -66,7 +75,7 @@ def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[Swee
             continue
         ran.append(length)
         context_tokens[str(length)] = built.provenance["context_tokens_max"]
-        columns.append([SweepRow(**row, sweep_length=length) for row in built.rows[:options.sweep_items]])
+        columns.append([SweepRow(**row, sweep_length=length) for row in built.rows])
     if built is None:
         reasons = "; ".join(f"{n}: {why}" for n, why in skipped.items())
         raise UserError(f"{sweep_task_name(family)}: no requested length ({lengths}) can hold the questions "
@@ -76,7 +85,7 @@ def sweep_rows(family: str, split: str, options: TaskOptions) -> tuple[list[Swee
     provenance = {k: v for k, v in built.provenance.items()
                   if k not in ("context_budget", "shards", "strategy", "context_tokens_max", "context_docs_max")}
     provenance.update(sweep_lengths=ran, sweep_skipped=skipped,
-                      sweep_items=options.sweep_items, sweep_context_tokens=context_tokens)
+                      sweep_items=built.provenance["n_items"], sweep_context_tokens=context_tokens)
     return rows, provenance
 
 
