@@ -95,3 +95,64 @@ def test_augment_killed_mid_write_then_rerun_matches_an_uninterrupted_run(tmp_pa
     assert '"inputs_already_done": 1' in rerun.stdout
     assert (tmp_path / "resumed.jsonl").read_bytes() == (tmp_path / "clean.jsonl").read_bytes()
     assert not _temporaries(tmp_path)
+
+
+# Dies right after training step 3 (the checkpoint of step 2 is on disk, the final adapter and manifest are not).
+KILL_AFTER_STEP = """
+import os, signal, sys
+from transformers import TrainerCallback
+from icl_generalization.training import finetune
+
+class Kill(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == int(sys.argv[1]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+real_run = finetune.run_finetune
+finetune.run_finetune = lambda request, callbacks=(): real_run(request, callbacks=[*callbacks, Kill()])
+from icl_generalization.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+TINY_RECIPE = """\
+method: lora
+lora_r: 4
+lora_alpha: 8
+lora_dropout: 0.0
+learning_rate: 0.02
+batch_size: 4
+max_steps: 4
+max_length: 64
+split: none
+logging_steps: 1
+save_steps: 2
+data_config: {people_per_set: 4, train_templates: 3}
+"""
+
+
+@pytest.mark.slow  # three tiny finetunes in fresh processes
+def test_finetune_killed_mid_training_then_resumed_matches_an_uninterrupted_run(tmp_path: Path,
+                                                                                tiny_model_path: Path) -> None:
+    import json
+
+    import yaml
+
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE, encoding="utf-8")
+
+    def args(name: str) -> list[str]:
+        return ["finetune", "--recipe", "tiny.yaml", "--name", name, "--dataset", "reversal_curse",
+                "--base", str(tiny_model_path), "--out", f"runs/{name}", "--manifest", f"{name}.yaml",
+                "--no-progress"]
+
+    assert _cli(*args("clean"), cwd=tmp_path).returncode == 0
+    killed = _python("-c", KILL_AFTER_STEP, "3", *args("resumed"), cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp_path / "resumed.yaml").exists()  # died before the manifest: nothing half-written
+    rerun = _cli(*args("resumed"), "--resume", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    clean = yaml.safe_load((tmp_path / "clean.yaml").read_text(encoding="utf-8"))
+    resumed = yaml.safe_load((tmp_path / "resumed.yaml").read_text(encoding="utf-8"))
+    assert resumed["steps"] == clean["steps"] == 4 and resumed["resumed_from_step"] == 2
+    # The same weights, byte for byte: resuming restores optimizer, scheduler, RNG and data order.
+    assert json.dumps(resumed["adapter"]["files"], sort_keys=True) == json.dumps(clean["adapter"]["files"],
+                                                                                  sort_keys=True)
+    assert not _temporaries(tmp_path)

@@ -206,10 +206,14 @@ def _model(request: FinetuneRequest, base_path: str, base_name: str) -> Any:
     if recipe.method == "full":
         return model
     from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
 
     targets = recipe.target_modules if isinstance(recipe.target_modules, str) else list(recipe.target_modules)
     config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
                         target_modules=targets, task_type="CAUSAL_LM")
+    # LoRA's A matrices start random: seeded here (the Trainer seeds only after the model exists), so the same
+    # recipe gives the same adapter in every process.
+    set_seed(recipe.seed)
     peft_model = get_peft_model(model, config)
     # The adapter names its base the way a user does (``smollm2-135m``), not by a cache path of this machine.
     peft_model.peft_config["default"].base_model_name_or_path = base_name
@@ -240,6 +244,17 @@ def _training_args(request: FinetuneRequest, run_dir: Path) -> Any:
         # the run is on CPU; otherwise every process would silently train alone on the whole data.
         use_cpu=not torch.cuda.is_available(),
     )
+
+
+def _sort_target_modules(config_path: Path) -> None:
+    """peft writes the resolved ``target_modules`` set in hash order, which changes from process to process;
+    sorted, the same training run writes the same bytes (and the manifest the same digest)."""
+    if not config_path.is_file():
+        return
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
@@ -292,6 +307,7 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
         return {}
     # Trainer also pickles its arguments next to the weights; the adapter folder holds safetensors only.
     (partial / "training_args.bin").unlink(missing_ok=True)
+    _sort_target_modules(partial / "adapter_config.json")
     if recipe.method == "full":
         tokenizer.save_pretrained(str(partial))
     if final.exists():
