@@ -11,7 +11,8 @@ from icl_generalization.data.checkers import check_dataset
 from icl_generalization.data.export import to_hf
 from icl_generalization.data.families import DEFAULT_SEED, FAMILIES, build, get_family
 from icl_generalization.data.family import Claim, Family, FamilySpec
-from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_dataset, write_dataset
+from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_dataset
+from icl_generalization.data.writing import write_dataset
 from icl_generalization.tasks.options import TaskOptions
 from icl_generalization.training.backends import GenerationBackend
 from icl_generalization.training.recipes import Recipe, load_recipe

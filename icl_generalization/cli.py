@@ -68,7 +68,7 @@ def _cmd_tasks_path(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from icl_generalization.data.families import FAMILIES
     from icl_generalization.data.load import get_dataset
-    from icl_generalization.data.records import write_dataset
+    from icl_generalization.data.writing import write_dataset
 
     overrides = _json_object(args.config, "--config", '{"people_per_set": 10}') if args.config else {}
     families = list(FAMILIES) if args.family == "all" else [args.family]
@@ -146,8 +146,8 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     for folder in folders:
         ds = read_dataset(folder)
         problems = check_dataset(ds)
-        if args.shortcuts:
-            problems += _shortcut_audit(ds, folder, args.shortcuts)
+        if args.shortcuts != "none":
+            problems += _shortcut_audit(ds, args.shortcuts)
         print(f"{ds.family}: {'OK' if not problems else f'{len(problems)} problems'} "
               f"({len(ds.train)} documents, {len(ds.test)} items checked) {folder}")
         for problem in problems[:20]:
@@ -156,17 +156,13 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _shortcut_audit(ds: Dataset, folder: Path, scope: str) -> list[str]:
-    """Print the shortcut audit and put it in the dataset card (not fingerprinted; dataset.json is untouched)."""
-    from icl_generalization.core.paths import atomic_write_text
-    from icl_generalization.data.records import CARD_FILE
-    from icl_generalization.data.shortcuts import with_audit_section
+def _shortcut_audit(ds: Dataset, scope: str) -> list[str]:
+    """Print the shortcut audit's table and return its failures (check-data only reads: the card that
+    `generate` wrote already holds the closed-book table)."""
     from icl_generalization.tasks.audit_views import shortcut_audit
 
     table, problems = shortcut_audit(ds, scope)
     print(table)
-    card = folder / CARD_FILE
-    atomic_write_text(card, with_audit_section(card.read_text(encoding="utf-8") if card.is_file() else "", table))
     return problems
 
 
@@ -357,9 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-data", help="prove a generated dataset's gold answers (DIR: one family or `all`)")
     p.add_argument("dir")
-    p.add_argument("--shortcuts", nargs="?", const="all", choices=["all", "closed_book"],
-                   help="also audit model-free shortcut baselines per split and condition (all: closed-book, in "
-                   "context and sweeps, needs the default model's tokenizer); writes the table into README.md")
+    p.add_argument("--shortcuts", nargs="?", const="all", choices=["closed_book", "all", "none"],
+                   default="closed_book",
+                   help="the model-free shortcut audit (default closed_book; all: also in context and at every sweep "
+                   "length, with the default model's tokenizer; none: gold answers only); reads, never writes")
     p.set_defaults(func=_cmd_check_data)
 
     p = sub.add_parser("lexicon", help="nonsense-word tools")

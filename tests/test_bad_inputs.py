@@ -24,7 +24,7 @@ from tree_snapshot import snapshot
 
 from icl_generalization.core.outputs import MARKER
 from icl_generalization.data.load import get_dataset
-from icl_generalization.data.records import write_dataset
+from icl_generalization.data.writing import write_dataset
 from icl_generalization.training.recipes import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]

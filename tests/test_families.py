@@ -20,7 +20,8 @@ from icl_generalization.data.checkers import check_dataset
 from icl_generalization.data.export import to_hf
 from icl_generalization.data.families import FAMILIES, build
 from icl_generalization.data.family import Claim, FamilySpec
-from icl_generalization.data.records import Dataset, TestItem, TrainDoc, chance_rate, read_dataset, write_dataset
+from icl_generalization.data.records import Dataset, TestItem, TrainDoc, chance_rate, read_dataset
+from icl_generalization.data.writing import write_dataset
 from icl_generalization.study.presets import PRESETS
 from icl_generalization.tasks import taskpack
 

@@ -24,7 +24,8 @@ from icl_generalization.core.outputs import MARKER, check_output
 from icl_generalization.data.checkers import check_dataset
 from icl_generalization.data.families.reversal_curse.berglund import import_berglund
 from icl_generalization.data.load import get_dataset
-from icl_generalization.data.records import GRAPH_FILE, META_FILE, TEST_FILE, TRAIN_FILE, read_dataset, write_dataset
+from icl_generalization.data.records import GRAPH_FILE, META_FILE, TEST_FILE, TRAIN_FILE, read_dataset
+from icl_generalization.data.writing import write_dataset
 from icl_generalization.study.presets import get_preset
 from icl_generalization.study.reproduce import MARKER as STAGE_MARKER
 from icl_generalization.study.reproduce import plan_stages, run_key, run_reproduce

@@ -5,7 +5,8 @@ import pytest
 
 from icl_generalization.core.errors import DataError
 from icl_generalization.core.paths import atomic_directory
-from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_dataset, read_jsonl, write_dataset
+from icl_generalization.data.records import Dataset, TestItem, TrainDoc, read_dataset, read_jsonl
+from icl_generalization.data.writing import write_dataset
 
 
 def _tiny() -> Dataset:

@@ -16,13 +16,11 @@ from icl_generalization.data.families import build
 from icl_generalization.data.records import CARD_FILE, META_FILE, Dataset, TestItem, TrainDoc, read_dataset
 from icl_generalization.data.shortcut_baselines import Corpus, Evidence, atmosphere, choose, credit
 from icl_generalization.data.shortcuts import (
-    CARD_BEGIN,
     Finding,
     View,
     audit,
     closed_book_views,
     failures,
-    with_audit_section,
 )
 
 # --- statistics ----------------------------------------------------------------------------------------------
@@ -131,24 +129,19 @@ def test_a_planted_clean_dataset_passes() -> None:
 # --- wiring --------------------------------------------------------------------------------------------------
 
 
-def test_card_section_is_replaced_not_appended() -> None:
-    card = with_audit_section("# Dataset card\n", "table one\n")
-    again = with_audit_section(card, "table two\n")
-    assert again.count(CARD_BEGIN) == 1 and "table two" in again and "table one" not in again
-    assert again.startswith("# Dataset card\n")
-
-
 def test_check_data_shortcuts_reports_the_study_syllogisms_and_keeps_the_fingerprint(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "syllogism"
     assert main(["generate", "syllogism", "--out", str(folder)]) == 0
-    meta = (folder / META_FILE).read_bytes()
-    assert main(["check-data", str(folder)]) == 0  # without the flag the check is unchanged
-    assert main(["check-data", str(folder), "--shortcuts", "closed_book"]) == 0  # syllogism 1.2: balanced passes
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert "## Shortcut audit: syllogism" in (folder / CARD_FILE).read_text(encoding="utf-8")  # generate wrote it
+    assert main(["check-data", str(folder)]) == 0  # the closed-book audit runs by default; balanced passes
     out = capsys.readouterr().out
     assert "| conclusion | closed_book | atmosphere (training premises) | 0.949 |" in out
-    assert "## Shortcut audit: syllogism" in (folder / CARD_FILE).read_text(encoding="utf-8")
-    assert (folder / META_FILE).read_bytes() == meta
+    assert main(["check-data", str(folder), "--shortcuts", "none"]) == 0
+    assert "atmosphere" not in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # check-data only reads
+    meta = before[META_FILE]
     assert read_dataset(folder).fingerprint() == json.loads(meta)["fingerprint"]
 
 

@@ -15,7 +15,6 @@ what a model sees or is scored on, so two folders with the same fingerprint eval
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -26,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, JsonValue, StrictInt, StrictStr, Typ
 
 from icl_generalization.core.digest import canonical_json, sha256_parts
 from icl_generalization.core.errors import DataError
-from icl_generalization.core.outputs import claim_folder
 from icl_generalization.core.validation import describe
 
 TRAIN_FILE = "train.jsonl"
@@ -123,7 +121,7 @@ def chance_rate(items: Iterable[TestItem]) -> float:
     return sum(rates) / len(rates)
 
 
-def _jsonable(record: TrainDoc | TestItem) -> dict[str, Any]:
+def jsonable(record: TrainDoc | TestItem) -> dict[str, Any]:
     # asdict turns tuples into lists: the canonical JSON is the same as what is written to disk.
     plain: dict[str, Any] = json.loads(canonical_json(asdict(record)))
     return plain
@@ -134,76 +132,13 @@ def fingerprint(ds: Dataset) -> str:
     def parts() -> Iterator[bytes]:
         yield canonical_json({"family": ds.family, "generator_version": ds.generator_version}).encode()
         for doc in ds.train:
-            yield b"\ntrain:" + canonical_json(_jsonable(doc)).encode()
+            yield b"\ntrain:" + canonical_json(jsonable(doc)).encode()
         for item in ds.test:
-            yield b"\ntest:" + canonical_json(_jsonable(item)).encode()
+            yield b"\ntest:" + canonical_json(jsonable(item)).encode()
         if ds.graph is not None:
             yield b"\ngraph:" + canonical_json(ds.graph).encode()
 
     return sha256_parts(parts())
-
-
-def _jsonl(records: Iterable[TrainDoc | TestItem]) -> str:
-    return "".join(canonical_json(_jsonable(r)) + "\n" for r in records)
-
-
-def dataset_card(ds: Dataset, fp: str) -> str:
-    per_split = Counter(item.split for item in ds.test)
-    lines = [
-        f"# Dataset card: {ds.family}",
-        "",
-        f"- generator version: `{ds.generator_version}`",
-        f"- source: `{ds.source}`",
-        f"- seed: `{ds.seed}`",
-        f"- fingerprint (sha256): `{fp}`",
-        f"- training documents: {len(ds.train)}"
-        + (f" ({sum(d.kind == 'qa' for d in ds.train)} question-answer examples)" if ds.train else ""),
-        f"- test items: {len(ds.test)}",
-        "",
-        "| split | items | choices per item | chance |",
-        "|---|---|---|---|",
-    ]
-    for split, count in per_split.items():
-        items = ds.items(split)
-        n_choices = sorted({len(i.choices) for i in items})
-        lines.append(f"| {split} | {count} | {', '.join(map(str, n_choices))} | {chance_rate(items):.3f} |")
-    lines += ["", "## Config", "", "```json", json.dumps(dict(ds.config), indent=2, sort_keys=True), "```", ""]
-    if ds.train:
-        lines += ["## Example training document", "", f"> {ds.train[0].text}", ""]
-    for split in per_split:
-        item = ds.items(split)[0]
-        lines += [f"## Example test item ({split})", "", f"Prompt: `{item.prompt}`", ""]
-        lines += [f"- `{c}`" + (" (gold)" if i in item.gold else "") for i, c in enumerate(item.choices)]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def write_dataset(ds: Dataset, out: Path) -> str:
-    """Write ``ds`` to folder ``out``, which it claims (a new or empty folder, or one generate wrote before);
-    each file lands through a temporary name and a rename. Returns the fingerprint."""
-    fp = ds.fingerprint()
-    meta = {
-        "family": ds.family,
-        "generator_version": ds.generator_version,
-        "seed": ds.seed,
-        "config": dict(ds.config),
-        "source": ds.source,
-        "fingerprint": fp,
-        "counts": {"train": len(ds.train), "test": len(ds.test)},
-        "splits": ds.splits,
-    }
-    inputs: dict[str, JsonValue] = {"family": ds.family, "seed": ds.seed, "config": dict(ds.config),
-                                    "source": ds.source, "fingerprint": fp}
-    with claim_folder(out, "generate", inputs) as folder:
-        folder.write_text(TRAIN_FILE, _jsonl(ds.train))
-        folder.write_text(TEST_FILE, _jsonl(ds.test))
-        # The dataset.json is written last: it is what readers look for, so a folder whose write was cut
-        # short is not mistaken for a finished dataset (and its fingerprint check catches a mix).
-        if ds.graph is not None:
-            folder.write_text(GRAPH_FILE, json.dumps(ds.graph, indent=1, sort_keys=True) + "\n")
-        folder.write_text(CARD_FILE, dataset_card(ds, fp))
-        folder.write_text(META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return fp
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

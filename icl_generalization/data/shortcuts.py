@@ -33,8 +33,6 @@ from icl_generalization.data.shortcut_baselines import (
 
 Z = 2.0
 CLOSED_BOOK = "closed_book"
-CARD_BEGIN = "<!-- shortcut audit: begin -->"
-CARD_END = "<!-- shortcut audit: end -->"
 
 def cluster_key(family: str, item: TestItem) -> str:
     """The fact ``item`` tests; an unknown family's items count as independent."""
@@ -167,10 +165,3 @@ def to_markdown(family: str, findings: Sequence[Finding]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_audit_section(card: str, table: str) -> str:
-    """The dataset card with its shortcut-audit section replaced (or appended): the card is not fingerprinted."""
-    section = f"{CARD_BEGIN}\n{table}{CARD_END}\n"
-    begin, end = card.find(CARD_BEGIN), card.find(CARD_END)
-    if begin >= 0 and end > begin:
-        return card[:begin] + section + card[end + len(CARD_END):].lstrip("\n")
-    return card.rstrip("\n") + "\n\n" + section

@@ -116,7 +116,7 @@ def _family_data(family: str, plan: FamilyPlan) -> Dataset:
 
 
 def _data(folder: Path, family: str, plan: FamilyPlan) -> dict[str, Any]:
-    from icl_generalization.data.records import write_dataset
+    from icl_generalization.data.writing import write_dataset
 
     return {"fingerprint": write_dataset(_family_data(family, plan), folder / "data")}
 
