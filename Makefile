@@ -47,11 +47,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y chromium || \
 		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
+# Then the package as users get it (noxfile.py): the suite's library-facing tests at the lowest declared
+# dependencies, and the built wheel installed in a fresh venv running lm_eval, icl-gen eval and generate.
 test: lint chromium
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(BIN)/nox -s lowest wheel
 
 test-fast: lint chromium
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 clean:
-	rm -rf $(VENV) results build *.egg-info
+	rm -rf $(VENV) .nox results build dist *.egg-info

@@ -83,7 +83,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         for name in families:
             ds = get_dataset(name, args.seed, overrides, args.source)
             out = Path(args.out) / name if args.family == "all" else Path(args.out)
-            fp = write_dataset(ds, out)
+            if args.format == "hf":
+                from icl_generalization.data.export import write_hf
+
+                fp = write_hf(ds, out)
+            else:
+                fp = write_dataset(ds, out)
             counts = ", ".join(f"{split} {len(ds.items(split))}" for split in ds.splits)
             print(f"{name}: {len(ds.train)} training documents; test {counts}; fingerprint {fp[:16]} -> {out}")
             if args.push_to_hub:
@@ -348,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--config", help="JSON object of generator overrides")
     p.add_argument("--source", help="import instead of generating, e.g. berglund:PATH (reversal_curse only)")
+    p.add_argument("--format", choices=["jsonl", "hf"], default="jsonl",
+                   help="jsonl: train/test JSONL, card, graph (what check-data reads); hf: a datasets.DatasetDict "
+                   "(save_to_disk) with a hub dataset card")
     p.add_argument("--push-to-hub", metavar="REPO", help="also upload as a Hugging Face dataset (needs write access)")
     p.set_defaults(func=_cmd_generate)
 

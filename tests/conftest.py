@@ -28,25 +28,10 @@ def default_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Path:
-    """A 2-layer Llama with random weights and the default model's real tokenizer, saved as a folder.
+    """A 2-layer Llama with random weights and the default model's real tokenizer (see tiny_model.py)."""
+    from tiny_model import build_tiny_llama
 
-    The real BPE tokenizer keeps the leading-space and boundary behaviour of the real model, while the
-    forward pass costs milliseconds. ``max_position_embeddings`` is small so context budgets bite.
-    """
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    model = LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), default_model_path)
 
 
 @pytest.fixture()
