@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, cluster_by, planted_copy, samples_file
+from lm_eval_runs import TASKS, cluster_by, planted_copy, samples_file, without_clusters
 
 from icl_generalization.analysis.gate import (
     EXIT_CANNOT_JUDGE,
@@ -70,8 +70,10 @@ def test_planted_drop_is_a_regression_naming_the_task(dummy_run: Path, tmp_path:
     closed = next(t for t in report.tasks if t.task == CLOSED)
     assert (closed.status, closed.losses, closed.wins) == ("regression", 6, 0)
     assert closed.delta == pytest.approx(-6 / 24)
-    assert closed.p_value == pytest.approx(1 / 64)
-    assert closed.p_adjusted == pytest.approx(2 / 64)  # Holm over the two tasks
+    # The log names each item's person: 24 items of 24 people, decided by the cluster-robust paired test.
+    assert (closed.test, closed.clusters) == ("cluster-t", 24)
+    assert closed.p_mcnemar == pytest.approx(1 / 64)
+    assert closed.p_adjusted == pytest.approx(2 * closed.p_value)  # Holm over the two tasks
     assert next(t for t in report.tasks if t.task == ICL).status == "ok"
 
 
@@ -281,7 +283,9 @@ def test_a_drop_within_one_cluster_is_one_piece_of_evidence(dummy_run: Path, tmp
 
 
 def test_logs_without_clusters_are_decided_by_mcnemar(dummy_run: Path, tmp_path: Path) -> None:
-    report = run_check(dummy_run, planted_copy(dummy_run, tmp_path / "worse", edit_samples=_flip(CLOSED, 6)))
+    old = planted_copy(dummy_run, tmp_path / "old", edit_samples=without_clusters)
+    report = run_check(old, planted_copy(dummy_run, tmp_path / "worse",
+                                         edit_samples=_both(without_clusters, _flip(CLOSED, 6))))
     closed = next(t for t in report.tasks if t.task == CLOSED)
     assert (closed.test, closed.clusters, closed.p_cluster) == ("mcnemar", None, None)
     assert closed.p_value == closed.p_mcnemar == pytest.approx(1 / 64)

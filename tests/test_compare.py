@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, cluster_by, lm_eval_run, planted_copy, results_file, samples_file
+from lm_eval_runs import TASKS, cluster_by, lm_eval_run, planted_copy, results_file, samples_file, without_clusters
 
 from icl_generalization.analysis.compare import to_csv, to_markdown, write_leaderboard
 from icl_generalization.analysis.leaderboard import build_leaderboard, condition_of
@@ -39,10 +39,12 @@ def _as_checkpoint(name: str, kind: str, acc: float) -> Any:
 
 @pytest.fixture(scope="module")
 def four_conditions(dummy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    # Logs without per-item clusters, as older runs wrote them: lm-eval's binomial errors stand in.
     root = tmp_path_factory.mktemp("four")
-    ft = planted_copy(dummy_run, root / "ft", _as_checkpoint("ckpt-ft", "ft", 0.125))
-    aug = planted_copy(dummy_run, root / "aug", _as_checkpoint("ckpt-aug", "aug_ft", 0.875))
-    return [dummy_run, ft, aug]
+    base = planted_copy(dummy_run, root / "base", edit_samples=without_clusters)
+    ft = planted_copy(dummy_run, root / "ft", _as_checkpoint("ckpt-ft", "ft", 0.125), without_clusters)
+    aug = planted_copy(dummy_run, root / "aug", _as_checkpoint("ckpt-aug", "aug_ft", 0.875), without_clusters)
+    return [base, ft, aug]
 
 
 def _scores(folder: Path, task: str) -> tuple[float, float]:
@@ -58,7 +60,7 @@ def test_leaderboard_rows_cells_and_chance(four_conditions: list[Path]) -> None:
     markdown = to_markdown(board)
     base, se = _scores(four_conditions[0], CLOSED)
     icl, icl_se = _scores(four_conditions[0], ICL)
-    # The dummy run's log predates the per-item clusters: lm-eval's error stands in, marked as such.
+    # These logs have no per-item clusters: lm-eval's error stands in, marked as such.
     assert f"| dummy | pretrained | {base:.3f} ± {se:.3f} (binomial) |" in markdown
     assert f"| dummy | ICL | {icl:.3f} ± {icl_se:.3f} (binomial) |" in markdown
     assert f"| dummy + ckpt-ft | FT | 0.125 ± {(0.125 * 0.875 / 23) ** 0.5:.3f} (binomial) |" in markdown

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_runs import TASKS, cluster_by, planted_copy, results_file, samples_file
+from lm_eval_runs import TASKS, cluster_by, planted_copy, results_file, samples_file, without_clusters
 
 from icl_generalization.analysis.results import clusters_of, load_runs, read_samples
 from icl_generalization.cli import main
@@ -142,7 +142,10 @@ def test_real_samples_with_a_planted_bad_value(dummy_run: Path, tmp_path: Path) 
 
 def test_samples_carry_their_cluster_when_logged(dummy_run: Path, tmp_path: Path) -> None:
     """Logs name each item's cluster (the fact it tests) since the task rows carry it; older ones do not."""
-    old = read_samples(samples_file(dummy_run, CLOSED))
+    real = clusters_of(read_samples(samples_file(dummy_run, CLOSED)))
+    assert real is not None and len(set(real.values())) > 1  # reversal-curse items are clustered by person
+    old = read_samples(samples_file(planted_copy(dummy_run, tmp_path / "old", edit_samples=without_clusters),
+                                    CLOSED))
     assert {s.cluster for s in old.values()} == {None} and clusters_of(old) is None
     labelled = planted_copy(dummy_run, tmp_path / "clusters", edit_samples=cluster_by(
         lambda line: f"person-{line['doc_id'] % 5}"))
