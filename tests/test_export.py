@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from icl_generalization.tasks.harness import get_dataset
 
 from icl_generalization.cli import main
 from icl_generalization.core.paths import tasks_path
 from icl_generalization.data.families import FAMILIES
+from icl_generalization.data.load import get_dataset
 
 FAMILY = "simple_reversal"
 

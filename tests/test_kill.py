@@ -7,6 +7,7 @@ to SIGKILL its own process at that point, then runs the real CLI.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from tree_snapshot import snapshot
 
 from icl_generalization.core.paths import is_temp_name
@@ -132,9 +134,6 @@ data_config: {people_per_set: 4, train_templates: 3}
 @pytest.mark.slow  # three tiny finetunes in fresh processes
 def test_finetune_killed_mid_training_then_resumed_matches_an_uninterrupted_run(tmp_path: Path,
                                                                                 tiny_model_path: Path) -> None:
-    import json
-
-    import yaml
 
     (tmp_path / "tiny.yaml").write_text(TINY_RECIPE, encoding="utf-8")
 
@@ -156,3 +155,39 @@ def test_finetune_killed_mid_training_then_resumed_matches_an_uninterrupted_run(
     assert json.dumps(resumed["adapter"]["files"], sort_keys=True) == json.dumps(clean["adapter"]["files"],
                                                                                   sort_keys=True)
     assert not _temporaries(tmp_path)
+
+
+def _results_of(run: Path) -> dict[str, object]:
+    """What a reproduction produced, as opposed to how long it took or how much work one run of it did: the
+    data, the augmented corpus, both adapters' file digests and the leaderboard."""
+
+    def scores(value: object) -> object:  # the leaderboard without the results files' names (dated per run)
+        if isinstance(value, dict):
+            return {k: scores(v) for k, v in value.items() if k not in ("run", "runs")}
+        return [scores(v) for v in value] if isinstance(value, list) else value
+
+    produced: dict[str, object] = {}
+    for name in ("data/syllogism/data/test.jsonl", "augment/syllogism/corpus.jsonl"):
+        produced[name] = (run / name).read_bytes()
+    produced["leaderboard"] = scores(json.loads((run / "leaderboard/board/leaderboard.json").read_text()))
+    for kind in ("ft", "aug_ft"):
+        manifest = yaml.safe_load((run / f"finetune-{kind}/syllogism/syllogism-{kind}.yaml").read_text())
+        produced[kind] = manifest["adapter"]["files"]
+    return produced
+
+
+@pytest.mark.slow  # three smoke runs of the whole pipeline on the tiny model
+def test_reproduce_killed_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path: Path,
+                                                                          tiny_model_path: Path) -> None:
+    args = ["reproduce", "--preset", "smoke", "--model", str(tiny_model_path), "--families", "syllogism", "--out"]
+    assert _cli(*args, "clean", cwd=tmp_path).returncode == 0
+    # The 19th rename is the augment stage's record: data, the evaluations and the first finetune have finished,
+    # the corpus is written, the stage is not marked done.
+    killed = _python("-c", KILL_AT_RENAME, "19", *args, "resumed", cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp_path / "resumed" / "run.json").exists()
+    rerun = _cli(*args, "resumed", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "done earlier, skipped" in rerun.stdout
+    assert not _temporaries(tmp_path / "resumed")
+    assert _results_of(tmp_path / "resumed") == _results_of(tmp_path / "clean")

@@ -18,6 +18,7 @@ and the manifest (``adapters/<name>.yaml`` by default) names the result and the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -286,7 +287,10 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
     trainer = Trainer(model=model, args=_training_args(request, run_dir), train_dataset=features,
                       data_collator=Collator(pad_id), callbacks=[_loss_log_callback(run_dir / LOSS_LOG), *callbacks])
     started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if resume_from is not None and _step_of(resume_from) >= recipe.max_steps:
+        result = _finished_checkpoint(trainer, resume_from)
+    else:
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.monotonic() - started
 
     if trainer.args.world_size != _world_size():
@@ -333,10 +337,27 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
     return manifest.model_dump(mode="json")
 
 
-def _final_loss(log: Path, result: Any) -> float:
+def _finished_checkpoint(trainer: Any, checkpoint: Path) -> Any:
+    """Take a checkpoint saved at the last step as the result, without training.
+
+    A run killed after its last step but before its adapter was written resumes from that checkpoint; handing
+    it to ``trainer.train`` would run one step past ``max_steps`` (transformers' loop takes a step before it
+    checks the budget), so the weights and the trainer state are loaded from it instead.
+    """
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(str(checkpoint))  # the Trainer's own loader, as trainer.train would call it
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    losses = [float(row["loss"]) for row in trainer.state.log_history if "loss" in row]
+    return TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
+
+
+def _final_loss(log: Path, result: Any) -> float | None:
     """The last logged training loss (the mean over the last logging window); the run mean if none was logged."""
     if log.is_file():
         rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
         if rows:
             return round(float(rows[-1]["loss"]), 6)
-    return round(float(result.training_loss), 6)
+    loss = float(result.training_loss)
+    return None if math.isnan(loss) else round(loss, 6)

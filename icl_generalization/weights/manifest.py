@@ -132,7 +132,8 @@ class Manifest(_Record):
     training_data: TrainingData
     recipe: Mapping[str, JsonValue]
     steps: int = Field(ge=0)
-    final_loss: float
+    # None: not known (a run resumed from the checkpoint of its last step before any loss had been logged).
+    final_loss: float | None
     mean_loss: float
     training_seconds: float = Field(ge=0)
     resumed_from_step: int | None
