@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,15 @@ def other_data_run(tmp_path_factory: pytest.TempPathFactory, default_model_path:
     from lm_eval_runs import lm_eval_run
 
     return lm_eval_run("dummy_other_data", tmp_path_factory.getbasetemp() / "lm_eval_runs", default_model_path)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models' ops take microseconds; on a shared 2-core machine, OpenMP threads spinning against other
+    processes make them 20x slower. Modules of tiny-model tests use one thread (``pytestmark``)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

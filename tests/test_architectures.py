@@ -7,10 +7,7 @@ loudly (BLOOM and Falcon's ALiBi, openai-gpt, RWKV). The whole matrix is slow; s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from architecture_matrix import WINDOW, Outcome, build, independent_error, matrix, run
 
 FAST: list[tuple[str, int | None]] = [
@@ -22,12 +19,7 @@ SILENTLY_WRONG = [("gpt_neo", None), ("gpt_neo", WINDOW), ("mpt", None)]
 CRASHING = ["bloom", "openai-gpt", "rwkv"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _check(outcome: Outcome) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tiny_model import TINY_RECIPE
 
 from icl_generalization.core.errors import UserError
 from icl_generalization.training.finetune import FinetuneRequest, run_finetune
@@ -22,21 +23,6 @@ from icl_generalization.weights.verify import digest_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "icl_gen_reversal_curse_p2d"
-TINY_RECIPE = """\
-description: tiny test recipe
-method: lora
-lora_r: 4
-lora_alpha: 8
-lora_dropout: 0.0
-learning_rate: 0.02
-batch_size: 4
-max_steps: 4
-max_length: 64
-split: none
-logging_steps: 1
-save_steps: 2
-data_config: {people_per_set: 4, train_templates: 3}
-"""
 
 
 def _recipe_file(folder: Path, text: str = TINY_RECIPE) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_model import TINY_RECIPE
 from tree_snapshot import snapshot
 
 from icl_generalization.core.paths import is_temp_name
@@ -114,20 +115,6 @@ real_run = finetune.run_finetune
 finetune.run_finetune = lambda request, callbacks=(): real_run(request, callbacks=[*callbacks, Kill()])
 from icl_generalization.cli import main
 sys.exit(main(sys.argv[2:]))
-"""
-TINY_RECIPE = """\
-method: lora
-lora_r: 4
-lora_alpha: 8
-lora_dropout: 0.0
-learning_rate: 0.02
-batch_size: 4
-max_steps: 4
-max_length: 64
-split: none
-logging_steps: 1
-save_steps: 2
-data_config: {people_per_set: 4, train_templates: 3}
 """
 
 

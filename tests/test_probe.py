@@ -20,13 +20,7 @@ from icl_generalization.scoring.probe import cached_path_verdict, distrust, prob
 MIN_TOKENS = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models on a shared 2-core machine: OpenMP threads spinning against other processes cost 20x.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

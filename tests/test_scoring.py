@@ -20,14 +20,7 @@ BUDGET = 300  # small enough that the 300 questions need several shards (several
 MIN_TOKENS = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The tiny model's ops are microseconds; on a shared 2-core machine, OpenMP threads spinning against other
-    # processes make them 20x slower. One thread keeps this module fast.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# A LoRA recipe small enough for the tiny model: four steps, a checkpoint every two (resume tests need one).
+TINY_RECIPE = """\
+description: tiny test recipe
+method: lora
+lora_r: 4
+lora_alpha: 8
+lora_dropout: 0.0
+learning_rate: 0.02
+batch_size: 4
+max_steps: 4
+max_length: 64
+split: none
+logging_steps: 1
+save_steps: 2
+data_config: {people_per_set: 4, train_templates: 3}
+"""
+
 
 def build_tiny_llama(out: Path, tokenizer_path: Path) -> Path:
     import torch
