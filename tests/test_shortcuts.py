@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BERGLUND
 
 from icl_generalization.cli import main
 from icl_generalization.data.clustering import clustered_se, interleave_by_cluster
@@ -161,3 +162,16 @@ def test_in_context_views_are_the_task_prompts() -> None:
     needed = ds.doc_index()[icl.items[0].needs[0][0]].text
     assert needed in icl.contexts[0]
     assert any(v.condition.startswith("icl_sweep ") for v in views)
+
+
+@pytest.mark.slow
+def test_an_imported_berglund_folder_is_audited_in_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The importer records the folder it read (resolved), so the in-context tasks, and the audit that builds
+    # their prompts, re-import the same release rather than failing on a bare folder name.
+    folder = tmp_path / "berglund"
+    assert main(["generate", "reversal_curse", "--source", f"berglund:{BERGLUND}", "--out", str(folder)]) == 0
+    assert json.loads((folder / META_FILE).read_text(encoding="utf-8"))["source"] == f"berglund:{BERGLUND.resolve()}"
+    capsys.readouterr()
+    assert main(["check-data", str(folder), "--shortcuts", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "| p2d_reverse | icl |" in out and "| p2d_reverse | icl_sweep 8192 |" in out

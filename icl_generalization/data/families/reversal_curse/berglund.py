@@ -87,7 +87,8 @@ def import_berglund(root: Path, n_choices: int = 4, seed: int = 0) -> Dataset:
                                  needs=(tuple(docs_of[person]),), entities=(person,)))
     return Dataset(family=NAME, generator_version=IMPORTER_VERSION, seed=seed,
                    config={"n_choices": n_choices}, train=tuple(train), test=tuple(test),
-                   source=f"berglund:{data.name}")
+                   # The folder as given, resolved: the in-context tasks and the audit re-import from it.
+                   source=f"berglund:{Path(root).resolve()}")
 
 
 def _draw_choices(correct: str, pool: list[str], n: int, rng: random.Random) -> tuple[tuple[str, ...], tuple[int, ...]]:
