@@ -280,23 +280,26 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
+    from icl_generalization.core.validation import positive_int
     from icl_generalization.scoring.bench import (
         BenchConfig,
         format_report,
+        parse_lengths,
         run_prefix_cache_bench,
         write_result,
     )
 
-    config = BenchConfig(model=args.model, task=args.task, limit=args.limit, context_tokens=args.context_tokens,
+    limit = None if str(args.limit).lower() == "all" else positive_int(args.limit, "limit")
+    config = BenchConfig(model=args.model, random_config=args.random_config, task=args.task,
+                         lengths=parse_lengths(args.lengths), limit=limit, stock_questions=args.stock_questions,
                          device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
-                         min_tokens=args.min_tokens, batch_tokens=args.batch_tokens, threads=args.threads,
-                         compare=not args.skip_compare, full_task=args.full_task)
+                         min_tokens=args.min_tokens, batch_tokens=args.batch_tokens, threads=args.threads)
     if not args.out:
         print(format_report(run_prefix_cache_bench(config)))
         return 0
     # Claimed before the benchmark runs: a refused --out should not cost the benchmark's minutes.
     with claim_file(Path(args.out), "bench prefix-cache", {"model": args.model, "task": args.task,
-                                                           "limit": args.limit}) as owned:
+                                                           "lengths": args.lengths, "limit": args.limit}) as owned:
         result = run_prefix_cache_bench(config)
         print(format_report(result))
         write_result(result, owned)
@@ -409,19 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("bench", help="performance benchmarks")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    b = bench.add_parser("prefix-cache", help="stock hf scoring vs the prefix-cached model on one task, one process")
+    b = bench.add_parser("prefix-cache", help="stock hf scoring vs the prefix-cached model over context lengths")
     b.add_argument("--model", help="embedded name, model folder or hub id (default: the default model)")
+    b.add_argument("--random-config", help="time this config with random weights instead, tokenized by --model's "
+                   "tokenizer: tiny, llama-1b or llama-7b")
     b.add_argument("--task", default="icl_gen_reversal_curse_p2d_reverse_icl")
-    b.add_argument("--limit", type=int, default=25, help="questions timed on both paths (default 25)")
-    b.add_argument("--context-tokens", type=int, default=2200, help="the task's context_budget (default 2200)")
+    b.add_argument("--lengths", default="1024,2048,4096,full",
+                   help="context budgets in tokens, comma-separated; full = the model's window (default "
+                   "1024,2048,4096,full)")
+    b.add_argument("--limit", default="25", help="questions on the cached path per length, or all (default 25)")
+    b.add_argument("--stock-questions", type=int, default=2,
+                   help="questions timed on the stock path per length, scaled to --limit (default 2)")
     b.add_argument("--device", help="default: cuda when available, else cpu")
     b.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     b.add_argument("--batch-size", type=int, default=1, help="HFLM batch size of both paths' ordinary scoring")
     b.add_argument("--min-tokens", type=int, default=256, help="shortest shared prefix worth caching")
     b.add_argument("--batch-tokens", type=int, default=1024, help="most tokens in one cached forward")
     b.add_argument("--threads", type=int, help="torch CPU threads")
-    b.add_argument("--full-task", action="store_true", help="also time the cached path alone on every question")
-    b.add_argument("--skip-compare", action="store_true", help="skip the stock comparison (with --full-task)")
     b.add_argument("--out", help="write the figures as JSON here")
     b.set_defaults(func=_cmd_bench_prefix_cache)
     return parser

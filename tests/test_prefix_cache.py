@@ -11,6 +11,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from icl_generalization.scoring.prefix_cache import (
+    PackedTree,
     PrefixCacheConfig,
     cache_keyword,
     compute_prefix,
@@ -192,14 +193,16 @@ def test_sliding_window_and_hybrid_models_match_full_forwards(name: str, impl: s
 
 
 def test_hybrid_models_get_one_mask_per_layer_type() -> None:
-    masks = packed_masks(_windowed("gemma3", "sdpa"), 20, [3, 2], torch.device("cpu"))
+    masks = packed_masks(_windowed("gemma3", "sdpa"), 20, PackedTree.build([[1, 2, 3], [4, 5]]),
+                         torch.device("cpu"))
     assert isinstance(masks, dict) and set(masks) == {"full_attention", "sliding_attention"}
     full, sliding = masks["full_attention"][0, 0], masks["sliding_attention"][0, 0]
     assert full.shape == sliding.shape == (5, 25)
     # The last token of the first segment sits at position 22: it sees positions 7..22 through the window.
     assert full[2, :20].all() and sliding[2, 7:20].all() and not sliding[2, :7].any()
     assert full[2, 20:23].all() and not full[2, 23:].any()  # its own segment, causally; never the other one
-    assert isinstance(packed_masks(_windowed("mistral", "sdpa"), 20, [3], torch.device("cpu")), torch.Tensor)
+    assert isinstance(packed_masks(_windowed("mistral", "sdpa"), 20, PackedTree.build([[1, 2, 3]]),
+                                   torch.device("cpu")), torch.Tensor)
 
 
 def test_scoring_and_generation_raise_no_deprecation_warnings() -> None:
@@ -212,3 +215,80 @@ def test_scoring_and_generation_raise_no_deprecation_warnings() -> None:
         prefix = compute_prefix(model, list(range(40)), PrefixCacheConfig(batch_tokens=16))
         score_continuations(model, prefix, [[1, 2, 3], [4]], [3, 1])
         generate_from_prefix(model, prefix, [5], max_new_tokens=3, do_sample=False)
+
+
+def test_packed_tree_runs_a_shared_start_once_and_keeps_subtrees_contiguous() -> None:
+    # A question [5, 6, 7] with three choices, two of which share their first token.
+    tree = PackedTree.build([[5, 6, 7, 1, 2], [5, 6, 7, 1, 3], [5, 6, 7, 4], [9]])
+    assert len(tree.tokens) == 8  # 3 question tokens, then 1, 2, 3, 4, and the separate [9]
+    for path, seq in zip(tree.paths, ([5, 6, 7, 1, 2], [5, 6, 7, 1, 3], [5, 6, 7, 4], [9]), strict=True):
+        assert [tree.tokens[k] for k in path] == seq
+        assert [tree.depth[k] for k in path] == list(range(len(seq)))
+        # Each token's ancestors are exactly the earlier tokens of its own path.
+        for j, k in enumerate(path):
+            ancestors = [a for a in range(len(tree.tokens)) if a <= k < tree.end[a]]
+            assert ancestors == list(path[:j + 1])
+
+
+def _counting(model: torch.nn.Module) -> tuple[dict[str, int], list[torch.utils.hooks.RemovableHandle]]:
+    seen = {"tokens": 0, "logit_rows": 0}
+
+    def count_tokens(_m: object, _a: object, kwargs: dict[str, torch.Tensor]) -> None:
+        seen["tokens"] += int(kwargs["input_ids"].numel())
+
+    def count_rows(_m: object, _a: object, output: torch.Tensor) -> None:
+        seen["logit_rows"] += int(output.shape[-2])
+
+    return seen, [model.register_forward_pre_hook(count_tokens, with_kwargs=True),
+                  model.get_output_embeddings().register_forward_hook(count_rows)]
+
+
+@pytest.mark.parametrize("heads", ["indices", "every row"])
+def test_questions_run_once_per_question_and_only_scored_rows_get_logits(
+        heads: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from icl_generalization.scoring import prefix_cache
+
+    if heads == "every row":  # a model whose forward takes no positions to keep: all logits, the same answer
+        monkeypatch.setattr(prefix_cache, "_keeps_indices", lambda _model: False)
+    model = _model("sdpa")
+    rng = random.Random(5)
+    prefix_ids = [rng.randrange(VOCAB) for _ in range(50)]
+    questions = [[rng.randrange(VOCAB) for _ in range(n)] for n in (7, 4)]
+    choices = [[[11, 12], [11, 13, 14], [15]], [[16, 17, 18], [19]]]  # the first two share their first token
+    conts = [q + c for q, cs in zip(questions, choices, strict=True) for c in cs]
+    n_scored = [len(c) for q, cs in zip(questions, choices, strict=True) for c in cs]
+    prefix = compute_prefix(model, prefix_ids)
+    cache = prefix.cache
+    seen, hooks = _counting(model)
+    got = score_continuations(model, prefix, conts, n_scored, PrefixCacheConfig(batch_tokens=14))
+    for hook in hooks:
+        hook.remove()
+    for cont, k, scored in zip(conts, n_scored, got, strict=True):
+        expected, greedy = _reference(model, prefix_ids + cont, k)
+        torch.testing.assert_close(scored.logprobs, expected, atol=1e-5, rtol=0)
+        assert scored.greedy == greedy
+    # Inputs are continuations minus their last token; the trie runs each question and shared choice token once.
+    trie_tokens = len(PackedTree.build([c[:-1] for c in conts[:3]]).tokens) + len(
+        PackedTree.build([c[:-1] for c in conts[3:]]).tokens)
+    assert seen["tokens"] == trie_tokens == 7 + 2 + 4 + 2 < sum(len(c) - 1 for c in conts)
+    scored_rows = len({(q, i) for q, cs in enumerate(choices) for c in cs for i in range(len(c))})
+    assert seen["logit_rows"] == (scored_rows if heads == "indices" else trie_tokens)
+    # One working cache, cut back to the prefix after every packed forward.
+    assert prefix.cache is cache and cache.get_seq_length() == len(prefix_ids)
+
+
+def test_a_failing_forward_leaves_the_prefix_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model("sdpa")
+    prefix = compute_prefix(model, list(range(30)))
+    before = [k.clone() for k, _ in prefix.layers]
+
+    def fail(_m: object, _a: object, _o: object) -> None:
+        raise RuntimeError("boom")
+
+    handle = model.model.norm.register_forward_hook(fail)  # after every layer has appended to the cache
+    with pytest.raises(RuntimeError, match="boom"):
+        score_continuations(model, prefix, [[1, 2, 3]], [2])
+    handle.remove()
+    assert prefix.cache.get_seq_length() == 30
+    assert all(torch.equal(a, k) for a, (k, _) in zip(before, prefix.layers, strict=True))
+    assert score_continuations(model, prefix, [[1, 2, 3]], [2])[0].logprobs.shape == (2,)

@@ -101,7 +101,9 @@ def test_cached_scores_equal_stock_scores_on_an_icl_task(lms: tuple[HFLM, Prefix
     assert cached.prefix_stats["groups"] - before["groups"] == 3  # one group per context
     assert cached.prefix_stats["ordinary_requests"] == before["ordinary_requests"]
     planned = cached.prefix_stats["planned_tokens"] - before["planned_tokens"]
-    assert seen["tokens"] == planned  # packing: no padding, nothing run twice
+    packed = cached.prefix_stats["packed_tokens"] - before["packed_tokens"]
+    # Packing: no padding, nothing run twice; each question runs once for its four choices.
+    assert seen["tokens"] == packed < planned
     stock_tokens = sum(len(cached.tok_encode(r.args[0] + r.args[1])) - 1 for r in requests)
     assert planned < stock_tokens / 5
     assert seen["calls"] > 2 * 3  # several packed forwards per group: batch boundaries were crossed

@@ -37,6 +37,7 @@ from icl_generalization.core.validation import flag, positive_int
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
+    packed_tokens,
     score_continuations,
     unsupported_reason,
 )
@@ -164,7 +165,10 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                                                               prefix_batch_tokens, prefix_memory_mb)
         super().__init__(*args, **kwargs)
         # Running totals over this object's life: what the cached path did (logged, read by the benchmark).
-        self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0}
+        # planned_tokens: the plan's one-level count (each prefix once, every tail whole); packed_tokens: what the
+        # cached path ran (each prefix once, each packed trie, where a question's choices share the question).
+        self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0,
+                             "packed_tokens": 0}
         self._prefix_warned: set[str] = set()
 
     def _refuse_overlong(self, requests: Sequence[Request]) -> None:
@@ -242,7 +246,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         stats["ordinary_requests"] += len(plan.ordinary)
         stats["planned_tokens"] += plan.tokens
         log.info("prefix cache: %d groups (shared prefixes of %s tokens), %d requests cached, %d ordinary; "
-                 "%d tokens to run instead of %d", len(plan.groups),
+                 "at most %d tokens to run instead of %d", len(plan.groups),
                  sorted({g.prefix_length for g in plan.groups}), len(requests) - len(plan.ordinary),
                  len(plan.ordinary), plan.tokens, sum(len(x) for x in inputs))
         assert all(r is not None for r in results)
@@ -279,6 +283,8 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                 tails = [(requests[i][1] + requests[i][2])[group.prefix_length:] for i in group.members]
                 n_scored = [len(requests[i][2]) for i in group.members]
                 scored = score_continuations(self.model, prefix, tails, n_scored, config, self.softmax_dtype)
+                self.prefix_stats["packed_tokens"] += prefix.length + packed_tokens(self.model, prefix.length,
+                                                                                    tails, config)
                 for i, s in zip(group.members, scored, strict=True):
                     answer = (s.total, s.greedy)
                     results[i] = answer

@@ -18,8 +18,10 @@ the whole training corpus in front of every document. Both pay for the prefix on
   ``generate`` hands them.
 - ``generate_from_prefix`` appends a suffix and samples with ``model.generate`` from the cached prefix.
 
-The cached tensors are never written to: every forward gets a fresh ``DynamicCache`` built from them, and
-``DynamicLayer.update`` concatenates into new tensors, so one prefix serves any number of batches and calls.
+The cached tensors are never written to in place: a packed forward appends to the prefix's own cache
+(``DynamicLayer.update`` concatenates into new tensors) and the cache is cut back to the prefix right after, so
+one prefix serves any number of batches and calls with one copy of the cache alive. ``generate_from_prefix``
+expands a copy of it instead, since ``generate`` keeps the cache it is given.
 The prefix keeps every position even for sliding layers (a config-less ``DynamicCache``): the masks decide what
 each token sees, and the model's own chunked-prefill masks count positions from the start of the prefix.
 
@@ -37,11 +39,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 # Attention implementations known to apply a caller's 4D mask as given; flash-attention kernels take no
 # arbitrary mask, so models loaded with them are not eligible (see ``unsupported_reason``).
@@ -58,7 +61,7 @@ class PrefixCacheConfig:
 
     ``batch_tokens`` caps the tokens of one forward (packed continuations, or one chunk of a prefix).
     ``memory_mb`` is the budget for what one forward allocates on top of the model and the cached prefix
-    (logits, attention scores, mask, the working copy of the cache); ``None`` means 2 GiB on CPU and half the
+    (logits, attention scores, mask, what the cache grows by); ``None`` means 2 GiB on CPU and half the
     free memory on CUDA. The number of packed tokens is the largest that fits both.
     """
 
@@ -72,17 +75,44 @@ class PrefixCacheConfig:
             raise ValueError(f"memory_mb must be a positive integer or None, got {self.memory_mb!r}")
 
 
+class _PlainLayer(Protocol):
+    """A ``DynamicLayer`` once it holds tensors (its annotations also allow ``None``)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
 @dataclass(frozen=True)
 class CachedPrefix:
-    """The keys/values of a prefix (batch size 1) and the logits that predict the token after it."""
+    """The key/value cache of a prefix (batch size 1) and the logits that predict the token after it.
+
+    ``cache`` is also the working cache of packed forwards: each one appends its tokens, and ``restore`` cuts
+    every layer back to the prefix (a view of the same values, which the concatenation copied bit for bit), so
+    one copy of the cache is alive at a time and none is made up front.
+    """
 
     token_ids: tuple[int, ...]
-    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    cache: DynamicCache
     last_logits: torch.Tensor  # [vocab]
 
     @property
     def length(self) -> int:
         return len(self.token_ids)
+
+    @property
+    def layers(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Each layer's keys and values [1, heads, length, head_dim] (views; never written to in place)."""
+        return tuple((layer.keys, layer.values) for layer in self._plain_layers())
+
+    def restore(self) -> None:
+        """Drop whatever a forward appended after the prefix (what ``DynamicLayer.crop`` does, by length)."""
+        for layer in self._plain_layers():
+            layer.keys = layer.keys[..., :self.length, :]
+            layer.values = layer.values[..., :self.length, :]
+
+    def _plain_layers(self) -> Iterator[_PlainLayer]:
+        for layer in self.cache.layers:  # all DynamicLayer with tensors: compute_prefix checked
+            yield cast(_PlainLayer, layer)
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,13 @@ def _accepts_logits_to_keep(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(_base_model(model).forward).parameters
 
 
+def _keeps_indices(model: Any) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` as a tensor of positions (``slice_logits_to_keep``),
+    not only as a count of last positions; models with older forwards would misread a tensor."""
+    parameter = inspect.signature(_base_model(model).forward).parameters.get("logits_to_keep")
+    return parameter is not None and "Tensor" in str(parameter.annotation)
+
+
 _CACHE_KEYWORDS: dict[type, str] = {}  # per model class, so the signature is read once
 
 
@@ -182,15 +219,17 @@ def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConf
         # Read by key: the ``past_key_values`` attribute of an output logs a deprecation from 5.24 on.
         returned = out.get(keyword)
         cache = returned if returned is not None else cache
-        logits = out.logits[0, -1]
+        logits = out.logits[0, -1].clone()
+        del out  # the chunk's hidden states and logits go before the next chunk runs
     assert logits is not None
-    layers = []
     for layer in cache.layers:
+        # Only plain key/value layers can be cut back by length; anything else (recurrent states, indexer keys)
+        # would keep what a packed forward appended.
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-        if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
-            raise TypeError(f"cache layer {type(layer).__name__} holds no key/value tensors to reuse")
-        layers.append((keys, values))
-    return CachedPrefix(token_ids=tuple(token_ids), layers=tuple(layers), last_logits=logits.detach())
+        if type(layer) is not DynamicLayer or not isinstance(keys, torch.Tensor) \
+                or not isinstance(values, torch.Tensor) or keys.shape[-2] != len(token_ids):
+            raise TypeError(f"cache layer {type(layer).__name__} holds no plain key/value tensors to reuse")
+    return CachedPrefix(token_ids=tuple(token_ids), cache=cache, last_logits=logits)
 
 
 def _bytes_per_element(model: Any) -> int:
@@ -210,9 +249,10 @@ def _memory_budget(model: Any, config: PrefixCacheConfig) -> int:
 def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
     """An upper estimate of what one packed forward of ``n_tokens`` after the prefix allocates.
 
-    Logits and their log-softmax (fp32), per-head attention scores and probabilities of one layer (the math
-    kernels materialise them), the mask, the working copy of every layer's keys/values, and a few hidden-state
-    sized activations.
+    Logits and their log-softmax (fp32; an upper bound, as only the scored rows get them), per-head attention
+    scores and probabilities of one layer (the math kernels materialise them), the mask, what the working cache
+    grows by (every layer's keys/values of the packed tokens, plus one layer's concatenation in flight, while the
+    old tensor is still alive), and a few hidden-state sized activations.
     """
     cfg = text_config(model)
     elem = _bytes_per_element(model)
@@ -226,9 +266,9 @@ def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
     kv_len = prefix_length + n_tokens
     logits = n_tokens * vocab * (elem + 4 + 4)
     scores = 2 * heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
-    cache_copy = 2 * layers * 2 * kv_heads * head_dim * kv_len * elem
+    cache_growth = 2 * kv_heads * head_dim * (layers * n_tokens + kv_len) * elem
     activations = n_tokens * (8 * hidden + 3 * inter) * 4
-    return logits + scores + cache_copy + activations
+    return logits + scores + cache_growth + activations
 
 
 def tokens_per_forward(model: Any, prefix_length: int, config: PrefixCacheConfig) -> int:
@@ -249,20 +289,18 @@ def _as_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
     return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
 
-def packed_masks(model: Any, prefix_length: int, lengths: Sequence[int],
+def packed_masks(model: Any, prefix_length: int, tree: PackedTree,
                  device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
     """The attention mask of one packed forward: [1, 1, n, prefix + n], or one per layer type.
 
-    Every token sees the prefix and, causally, its own segment; nothing else. A sliding layer also sees only
-    the ``sliding_window`` positions up to and including its own (transformers' ``sliding_window_overlay``:
-    ``kv > q - window``), counted in the positions each token has after the prefix.
+    Every packed token sees the prefix and its own ancestors in the trie (itself included): exactly what it
+    would see in ``prefix + its continuation``. A sliding layer also sees only the ``sliding_window`` positions
+    up to and including its own (transformers' ``sliding_window_overlay``: ``kv > q - window``).
     """
-    n = sum(lengths)
-    segment = torch.repeat_interleave(torch.arange(len(lengths), device=device),
-                                      torch.tensor(list(lengths), device=device))
-    index = torch.arange(n, device=device)
-    own = (segment[:, None] == segment[None, :]) & (index[:, None] >= index[None, :])
-    allowed = torch.cat([torch.ones(n, prefix_length, dtype=torch.bool, device=device), own], dim=1)
+    index = torch.arange(len(tree.tokens), device=device)
+    end = torch.tensor(tree.end, device=device)
+    own = (index[None, :] <= index[:, None]) & (index[:, None] < end[None, :])
+    allowed = torch.cat([torch.ones(len(tree.tokens), prefix_length, dtype=torch.bool, device=device), own], dim=1)
     config = text_config(model)
     window = config_int(config, "sliding_window")
     layer_types = getattr(config, "layer_types", None) or ()
@@ -271,9 +309,7 @@ def packed_masks(model: Any, prefix_length: int, lengths: Sequence[int],
     sliding = "sliding_attention" in layer_types if layer_types else getattr(config, "use_sliding_window", True)
     if window is None or not sliding:
         return _as_mask(model, allowed)
-    starts = torch.repeat_interleave(torch.cumsum(torch.tensor([0, *lengths[:-1]], device=device), 0),
-                                     torch.tensor(list(lengths), device=device))
-    query_pos = prefix_length + index - starts
+    query_pos = prefix_length + torch.tensor(tree.depth, device=device)
     key_pos = torch.cat([torch.arange(prefix_length, device=device), query_pos])
     windowed = _as_mask(model, allowed & (query_pos[:, None] - key_pos[None, :] < window))
     if not layer_types:
@@ -281,20 +317,94 @@ def packed_masks(model: Any, prefix_length: int, lengths: Sequence[int],
     return {"full_attention": _as_mask(model, allowed), "sliding_attention": windowed}
 
 
-def _plan_batches(lengths: Sequence[int], limit: int) -> list[list[int]]:
-    """Consecutive indices whose input lengths sum to at most ``limit`` (a longer one runs alone)."""
+@dataclass(frozen=True)
+class PackedTree:
+    """Continuations packed as a token trie in depth-first order, so a start they share runs once.
+
+    The continuations of an ICL group are question + choice: the choices of one question share the question's
+    tokens (and sometimes their own first tokens), so the trie runs each question once, then each choice's own
+    tokens. ``depth[k]`` is packed token k's offset after the prefix (its position is prefix + depth) and
+    ``end[k]`` the end of its subtree: token j is token k's ancestor-or-self exactly when ``j <= k < end[j]``,
+    which is the whole attention pattern inside the pack. ``paths[i]`` lists the packed tokens of continuation i.
+    """
+
+    tokens: tuple[int, ...]
+    depth: tuple[int, ...]
+    end: tuple[int, ...]
+    paths: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def build(cls, sequences: Sequence[Sequence[int]]) -> PackedTree:
+        trie: list[dict[int, int]] = [{}]  # children by token, per node in insertion order; node 0 is the prefix
+        raw_paths = [_walk(trie, seq, insert=True)[1] for seq in sequences]
+        token = [-1] * len(trie)
+        for children in trie:
+            for t, child in children.items():
+                token[child] = t
+        # Pre-order numbering: every subtree becomes one contiguous run of packed tokens.
+        order = [0] * len(trie)
+        tokens: list[int] = []
+        depth: list[int] = []
+        end: list[int] = []
+        open_nodes: list[int] = []  # packed indices whose subtree has not ended yet, deepest last
+        stack = [(child, 0) for child in reversed(trie[0].values())]
+        while stack:
+            node, d = stack.pop()
+            while open_nodes and depth[open_nodes[-1]] >= d:
+                end[open_nodes.pop()] = len(tokens)
+            order[node] = len(tokens)
+            open_nodes.append(len(tokens))
+            tokens.append(token[node])
+            depth.append(d)
+            end.append(-1)
+            stack.extend((child, d + 1) for child in reversed(trie[node].values()))
+        for k in open_nodes:
+            end[k] = len(tokens)
+        return cls(tokens=tuple(tokens), depth=tuple(depth), end=tuple(end),
+                   paths=tuple(tuple(order[n] for n in path) for path in raw_paths))
+
+
+def _walk(trie: list[dict[int, int]], seq: Sequence[int], insert: bool) -> tuple[int, list[int]]:
+    """Follow ``seq`` down ``trie``: how many of its tokens the trie lacks (added when ``insert``), and its nodes."""
+    node = 0
+    path: list[int] = []
+    for k, t in enumerate(seq):
+        child = trie[node].get(t)
+        if child is None:
+            if not insert:
+                return len(seq) - k, path
+            child = trie[node][t] = len(trie)
+            trie.append({})
+        path.append(child)
+        node = child
+    return 0, path
+
+
+def plan_batches(inputs: Sequence[Sequence[int]], limit: int) -> list[list[int]]:
+    """Consecutive indices whose packed trie holds at most ``limit`` tokens (a longer input runs alone).
+
+    Consecutive, because ``plan_groups`` sorts requests by their context, so a question's choices sit together.
+    """
     batches: list[list[int]] = []
     current: list[int] = []
-    used = 0
-    for i, n in enumerate(lengths):
-        if current and used + n > limit:
+    trie: list[dict[int, int]] = [{}]
+    for i, seq in enumerate(inputs):
+        if current and len(trie) - 1 + _walk(trie, seq, insert=False)[0] > limit:
             batches.append(current)
-            current, used = [], 0
+            current, trie = [], [{}]
+        _walk(trie, seq, insert=True)
         current.append(i)
-        used += n
     if current:
         batches.append(current)
     return batches
+
+
+def packed_tokens(model: Any, prefix_length: int, continuations: Sequence[Sequence[int]],
+                  config: PrefixCacheConfig | None = None) -> int:
+    """How many tokens ``continuation_logprobs`` feeds the model for these continuations (the tries it packs)."""
+    inputs = [list(c[:-1]) for c in continuations]
+    limit = tokens_per_forward(model, prefix_length, config or PrefixCacheConfig())
+    return sum(len(PackedTree.build([inputs[i] for i in batch]).tokens) for batch in plan_batches(inputs, limit))
 
 
 def _score_one(logprobs: torch.Tensor, targets: list[int], n_scored: int) -> ScoredContinuation:
@@ -321,37 +431,53 @@ def continuation_logprobs(model: Any, prefix: CachedPrefix, continuations: Seque
     ``n_rows[i]`` tokens of ``prefix + continuations[i]``, in batches of packed forwards.
 
     ``continuations[i]`` is every token after the prefix (at least one). The token right after the prefix is
-    predicted by the prefix's last logits; the others by a packed forward over ``continuations[i][:-1]``.
-    ``softmax_dtype`` is HFLM's: ``None`` keeps the model's dtype, as stock scoring does.
+    predicted by the prefix's last logits; the others by a packed forward over ``continuations[i][:-1]``, where
+    continuations sharing a start run it once (``PackedTree``) and the output layer runs only on the tokens
+    whose rows are asked for. ``softmax_dtype`` is HFLM's: ``None`` keeps the model's dtype, as stock scoring does.
     """
     _check_continuations(continuations, n_rows)
     config = config or PrefixCacheConfig()
-    device = _device(model)
-    keyword = cache_keyword(model)
     first = F.log_softmax(prefix.last_logits, dim=-1, dtype=softmax_dtype)[None]
     inputs = [list(c[:-1]) for c in continuations]
-    limit = tokens_per_forward(model, prefix.length, config)
-    for batch in _plan_batches([len(x) for x in inputs], limit):
-        lengths = [len(inputs[i]) for i in batch]
-        packed = [i for i, n in zip(batch, lengths, strict=True) if n > 0]
-        logits = None
-        if packed:
-            ids = torch.tensor([[t for i in packed for t in inputs[i]]], dtype=torch.long, device=device)
-            positions = torch.tensor([[prefix.length + j for i in packed for j in range(len(inputs[i]))]],
-                                     dtype=torch.long, device=device)
-            mask = packed_masks(model, prefix.length, [len(inputs[i]) for i in packed], device)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                        **{keyword: _cache_from(prefix)})
-            logits = out.logits[0]
-        offset = 0
-        for i, n in zip(batch, lengths, strict=True):
-            rows = first
-            if n > 0:
-                assert logits is not None
-                rows = torch.cat([first, F.log_softmax(logits[offset:offset + n], dim=-1, dtype=softmax_dtype)])
-                offset += n
-            yield i, rows[-n_rows[i]:]
+    for batch in plan_batches(inputs, tokens_per_forward(model, prefix.length, config)):
+        tree = PackedTree.build([inputs[i] for i in batch])
+        # The packed tokens whose logits some continuation scores: its last n_rows - 1 inputs (or all of them).
+        wanted = sorted({k for i, path in zip(batch, tree.paths, strict=True)
+                         for k in path[len(path) - min(n_rows[i], len(path)):]})
+        row_of = {k: r for r, k in enumerate(wanted)}
+        logprobs = _packed_logprobs(model, prefix, tree, wanted, softmax_dtype) if wanted else first
+        for i, path in zip(batch, tree.paths, strict=True):
+            picked = [row_of[k] for k in path[len(path) - min(n_rows[i], len(path)):]]
+            rows = logprobs[torch.tensor(picked, dtype=torch.long, device=logprobs.device)]
+            if n_rows[i] > len(path):
+                rows = torch.cat([first, rows])
+            yield i, rows
+        del logprobs  # before the next forward: one batch's rows alive at a time
 
+
+def _packed_logprobs(model: Any, prefix: CachedPrefix, tree: PackedTree, wanted: list[int],
+                     softmax_dtype: torch.dtype | None) -> torch.Tensor:
+    """One forward of the packed tree after the prefix's cache; the log-softmax rows of the ``wanted`` tokens.
+
+    The prefix's own cache is the working copy: the model appends the packed keys/values to it (one
+    concatenation per layer, its only copy), and it is cut back to the prefix afterwards, whatever happened.
+    """
+    device = _device(model)
+    ids = torch.tensor([tree.tokens], dtype=torch.long, device=device)
+    positions = prefix.length + torch.tensor([tree.depth], dtype=torch.long, device=device)
+    mask = packed_masks(model, prefix.length, tree, device)
+    keep = torch.tensor(wanted, dtype=torch.long, device=device)
+    # Models whose forward takes positions to keep run the output layer (with any scaling or soft-capping the
+    # model applies after it) on those rows only; the others compute every row and the wanted ones are taken.
+    kwargs = {"logits_to_keep": keep} if _keeps_indices(model) else {}
+    try:
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    **{cache_keyword(model): prefix.cache}, **kwargs)
+        logits = out.logits[0] if kwargs else out.logits[0, keep]
+        del out  # the hidden states and any full logits go now, not after the next forward
+        return F.log_softmax(logits, dim=-1, dtype=softmax_dtype)
+    finally:
+        prefix.restore()
 
 def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
                         n_scored: Sequence[int], config: PrefixCacheConfig | None = None,

@@ -36,6 +36,9 @@ from icl_generalization.scoring.prefix_cache import (
 
 PROBE_PREFIX = 300
 PROBE_CONTINUATIONS = (1, 4, 9, 2, 6)  # token counts: one with nothing to pack, several packed together
+SHARED_START = 5  # tokens two extra continuations share with the longest one
+# Packed tokens per probe forward: the continuations take several packed forwards from one working cache.
+PROBE_PACK = 12
 # Config fields that bound how far back some layers look; the probe's prefix reaches past the longest.
 WINDOW_FIELDS = ("sliding_window", "window_size", "attention_window", "local_window_size")
 WINDOW_MARGIN = 64
@@ -84,7 +87,11 @@ def _probe_tokens(model: Any, max_length: int) -> tuple[list[int], list[list[int
     ids = [i for i in range(vocab) if i not in special] or list(range(vocab))
     rng = random.Random(0)  # the same probe for every model and run
     prefix = [rng.choice(ids) for _ in range(probe_prefix_length(model, max_length))]
-    return prefix, [[rng.choice(ids) for _ in range(n)] for n in PROBE_CONTINUATIONS]
+    continuations = [[rng.choice(ids) for _ in range(n)] for n in PROBE_CONTINUATIONS]
+    # Two more that branch off the 9-token one, as the choices of one question do: the packed trie runs the
+    # shared start once and both branches attend to it.
+    shared = continuations[PROBE_CONTINUATIONS.index(max(PROBE_CONTINUATIONS))][:SHARED_START]
+    return prefix, continuations + [shared + [rng.choice(ids) for _ in range(n)] for n in (1, 3)]
 
 
 def _reference_rows(model: Any, prefix: Sequence[int], continuation: Sequence[int]) -> torch.Tensor:
@@ -118,17 +125,17 @@ def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: tuple[flo
     return float(difference.max()), within and same
 
 
-def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]], config: PrefixCacheConfig,
-                dtype: torch.dtype) -> Verdict:
+def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]], prefill: PrefixCacheConfig,
+                pack: PrefixCacheConfig, dtype: torch.dtype) -> Verdict:
     tolerance = TOLERANCE.get(dtype, TOLERANCE[torch.float32])
     try:
         references = [_reference_rows(model, prefix_ids, c) for c in continuations]
     except Exception as error:  # the stock path will meet the same error and report it
         return Verdict(f"a plain forward of the probe failed ({_one_line(error)})")
     try:
-        prefix = compute_prefix(model, prefix_ids, config)
+        prefix = compute_prefix(model, prefix_ids, prefill)
         cached = dict(continuation_logprobs(model, prefix, continuations, [len(c) for c in continuations],
-                                            config, torch.float32))
+                                            pack, torch.float32))
     except Exception as error:  # any failure of the cached path means the stock path
         return Verdict(f"the cached path failed on a probe ({_one_line(error)})")
     worst, agree = 0.0, True
@@ -183,7 +190,8 @@ def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | N
     thousandths (GPT-Neo's window, measured 0.003 nats in bf16 against 0.0015 in fp32); so a half-precision
     model is proved in float32 at the strict tolerance first (upcast in place and restored), then in its own
     dtype at that dtype's tolerance, which catches kernels that fail or go wrong only there. ``config`` is the
-    scoring's; the probe keeps its memory budget but chunks the prefix in three so chunked prefill is exercised.
+    scoring's; the probe keeps its memory budget but chunks the prefix in three so chunked prefill is exercised,
+    and packs at most ``PROBE_PACK`` tokens per forward so several packed forwards share one working cache.
     """
     static = unsupported_reason(model)
     if static is not None:
@@ -191,13 +199,14 @@ def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | N
     dtype = dtype or next(model.parameters()).dtype
     prefix_ids, continuations = _probe_tokens(model, max_length)
     memory_mb = config.memory_mb if config else None
-    probe_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
+    prefill_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
+    pack_config = PrefixCacheConfig(batch_tokens=PROBE_PACK, memory_mb=memory_mb)
     if dtype not in EXACT_DTYPES:
-        verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, probe_config,
-                                                         torch.float32))
+        verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, prefill_config,
+                                                         pack_config, torch.float32))
         if not verdict.trusted:
             return verdict
-    return _probe_once(model, prefix_ids, continuations, probe_config, dtype)
+    return _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, dtype)
 
 
 def cached_path_verdict(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
