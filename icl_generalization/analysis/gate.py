@@ -92,8 +92,10 @@ class TaskCheck:
     # Cluster-robust paired t-test (one-sided), when the logs name each item's cluster and there are >= 2.
     p_cluster: float | None = None
     clusters: int | None = None
-    # The smallest drop this task detects with 80% power at --alpha (None: too few items or clusters for any).
+    # The smallest drop this task detects with 80% power at --alpha (None: too few items or clusters for any),
+    # and the units the power analysis counted ("4 clusters", "24 items").
     min_detectable_drop: float | None = None
+    power_units: str | None = None
 
     @property
     def delta(self) -> float | None:
@@ -317,6 +319,7 @@ def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run
             notes += (f"no cluster-robust test ({n_clusters} clusters, or every paired item lost): McNemar's "
                       "test decided, counting items that share a fact as independent",)
     mdd = min_detectable_drop(n_clusters or len(keys), config.alpha)
+    power_units = f"{n_clusters} cluster{'s' * (n_clusters != 1)}" if n_clusters else f"{len(keys)} items"
     if mdd is None or mdd > max(GATEABLE_DROP, config.max_drop):
         units = f"{len(keys)} items in {n_clusters} clusters" if n_clusters else f"{len(keys)} items"
         sees = f"detects only drops of {mdd:.3f} or more" if mdd is not None else "cannot detect any drop"
@@ -326,7 +329,7 @@ def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run
     return TaskCheck(name, OK, (), notes, n_paired=len(keys), baseline=sum(b_right.values()) / len(keys),
                      candidate=sum(c_right.values()) / len(keys), losses=losses, wins=wins, p_value=decided[1],
                      test=decided[0], p_mcnemar=p_mcnemar, p_cluster=p_cluster, clusters=n_clusters,
-                     min_detectable_drop=mdd)
+                     min_detectable_drop=mdd, power_units=power_units)
 
 
 def _apply_thresholds(checks: list[TaskCheck], config: CheckConfig) -> list[TaskCheck]:

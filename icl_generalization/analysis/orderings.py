@@ -137,7 +137,7 @@ def to_markdown(verdicts: list[dict[str, Any]], bootstrap: BootstrapConfig | Non
             verdict += " (within noise)"
         lines.append(f"| {markdown_text(v['model'])} | {v['family']} | {v['split']} | {v['claim']} | "
                      f"{v['left']:.3f} vs {v['right']:.3f} | {v['difference']:+.3f} ± {v['stderr']:.3f} "
-                     f"({v['stderr_kind']}) | {verdict} | {markdown_text(v['ci'])} |")
+                     f"({v['stderr_kind']}) | {verdict} | {v['ci']} |")  # our own text: numbers and a method
     if bootstrap is not None:
         lines += ["", legend(bootstrap)]
     return "\n".join(lines) + "\n"
