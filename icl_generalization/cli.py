@@ -209,15 +209,21 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from icl_generalization.analysis.bootstrap import BootstrapConfig
     from icl_generalization.analysis.compare import to_markdown, write_leaderboard
     from icl_generalization.analysis.leaderboard import build_leaderboard
+    from icl_generalization.analysis.orderings import evaluate
     from icl_generalization.analysis.results import load_runs
 
+    bootstrap = BootstrapConfig(resamples=args.bootstrap_resamples, seed=args.bootstrap_seed)
     board = build_leaderboard(load_runs(Path(p) for p in args.results), args.metric)
-    print(to_markdown(board), end="")
+    orderings = evaluate(board, bootstrap)
+    print(to_markdown(board, orderings=orderings), end="")
     if args.out:
-        with claim_folder(Path(args.out), "compare", {"results": list(args.results), "metric": args.metric}) as folder:
-            written = write_leaderboard(board, folder.root)
+        inputs = {"results": list(args.results), "metric": args.metric,
+                  "bootstrap_resamples": bootstrap.resamples, "bootstrap_seed": bootstrap.seed}
+        with claim_folder(Path(args.out), "compare", inputs) as folder:
+            written = write_leaderboard(board, folder.root, orderings)
             folder.record(*written.values())
         for kind, path in written.items():
             print(f"wrote {kind}: {path}", file=sys.stderr)
@@ -382,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", help="lm-eval results files or folders (--output_path)")
     p.add_argument("--out", help="folder for leaderboard.{md,csv,html,json} and one PNG per family")
     p.add_argument("--metric", default="acc", choices=["acc", "acc_norm"])
+    p.add_argument("--bootstrap-resamples", type=int, default=9999,
+                   help="resamples of the cluster bootstrap behind each difference's 95%% CI (default 9999)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of that bootstrap (default 0)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("check", help="CI gate: paired test of a candidate run against a baseline "

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from lm_eval_runs import TASKS, cluster_by, planted_copy, samples_file, without_clusters
 
+from icl_generalization.analysis.check_report import to_markdown
 from icl_generalization.analysis.gate import (
     EXIT_CANNOT_JUDGE,
     EXIT_NO_REGRESSION,
@@ -273,6 +274,9 @@ def test_a_drop_within_one_cluster_is_one_piece_of_evidence(dummy_run: Path, tmp
     assert any("too small to gate on: with 24 items in 4 clusters" in n for n in closed.notes)
     code, out, _ = _check(["--baseline", str(base), "--candidate", str(worse)], capsys)
     assert code == EXIT_NO_REGRESSION and "| cluster-t |" in out and "| 4 |" in out
+    # The report names the test and its library, and the detectable drop with the units it was computed over.
+    assert f"| {closed.min_detectable_drop:.3f} (4 clusters) |" in out
+    assert "statsmodels OLS, cov_type=cluster" in out and "statsmodels TTestPower" in out
     # The same six losses spread over 24 one-item clusters are six pieces of evidence: a regression.
     own = cluster_by(lambda line: f"item-{line['doc_id']}")
     spread = run_check(planted_copy(dummy_run, tmp_path / "b1", edit_samples=own),
@@ -291,6 +295,7 @@ def test_logs_without_clusters_are_decided_by_mcnemar(dummy_run: Path, tmp_path:
     assert closed.p_value == closed.p_mcnemar == pytest.approx(1 / 64)
     assert closed.min_detectable_drop == pytest.approx(min_detectable_drop(24, 0.05))
     assert any("too small to gate on: with 24 items it detects only drops of 0.215" in n for n in closed.notes)
+    assert "| mcnemar | 0.0156 |" in to_markdown(report) and "| 0.215 (24 items) |" in to_markdown(report)
     # One person only: no cluster-robust test exists, and the report says McNemar decided regardless.
     one = cluster_by(lambda line: "p")
     report = run_check(planted_copy(dummy_run, tmp_path / "b1", edit_samples=one),

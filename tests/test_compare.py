@@ -91,7 +91,8 @@ def test_cli_writes_markdown_csv_html_and_png(four_conditions: list[Path], tmp_p
     assert main(["compare", *map(str, four_conditions), "--out", str(out)]) == 0
     assert "| dummy + ckpt-aug | augmented FT | 0.875" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [".icl-gen-output.json", "leaderboard.csv", "leaderboard.html",
-                                                      "leaderboard.json", "leaderboard.md", "reversal_curse.png"]
+                                                      "leaderboard.json", "leaderboard.md", "orderings.csv",
+                                                      "reversal_curse.png"]
     image = matplotlib.image.imread(out / "reversal_curse.png")
     pixels = {tuple(round(float(v) * 255) for v in px[:3]) for px in image.reshape(-1, image.shape[2])}
     # One bar colour per condition (pretrained grey, ICL blue, FT orange, augmented FT green).
@@ -393,3 +394,60 @@ def test_binomial_stands_in_when_the_log_cannot_give_clusters(dummy_run: Path, t
         assert not pretrained_notes
     else:
         assert len(pretrained_notes) == 1 and note in pretrained_notes[0]
+
+
+def _checkpoint_scoring(dummy_run: Path, name: str, kind: str, score: Any) -> tuple[Any, Any]:
+    """Edits that turn a copy into a finetuned checkpoint's closed-book run whose per-item ``acc`` is
+    ``score(line)``, with the results' aggregate the mean of those (so the log is the cell's own)."""
+    lines = [json.loads(line) for line in samples_file(dummy_run, CLOSED).read_text().splitlines()]
+    mean = sum(score(line) for line in lines) / len(lines)
+
+    def results(data: dict[str, Any]) -> None:
+        _as_checkpoint(name, kind, mean)(data)
+
+    def samples(task: str, task_lines: list[dict[str, Any]]) -> None:
+        for line in task_lines if task == CLOSED else ():
+            line["acc"] = score(line)
+    return results, samples
+
+
+def test_every_ordering_difference_carries_its_bootstrap_interval(dummy_run: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """FT and augmented FT scored the same 24 items: their difference gets the paired cluster bootstrap; ICL
+    (--limit kept other items) the unpaired one; chance is a constant; a run without logs gets no interval."""
+    base = dummy_run
+    ft = planted_copy(dummy_run, tmp_path / "ft", *_checkpoint_scoring(
+        dummy_run, "ckpt-ft", "ft", lambda line: float(line["acc"] == 1.0 and line["doc_id"] % 3 == 0)))
+    aug = planted_copy(dummy_run, tmp_path / "aug", *_checkpoint_scoring(
+        dummy_run, "ckpt-aug", "aug_ft", lambda line: float(line["acc"] == 1.0 or line["doc_id"] % 2 == 0)))
+    out = tmp_path / "board"
+    args = ["compare", str(base), str(ft), str(aug), "--out", str(out), "--bootstrap-resamples", "999",
+            "--bootstrap-seed", "5"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    verdicts = {v["claim"]: v for v in json.loads((out / "leaderboard.json").read_text())["orderings"]}
+    assert json.loads((out / "leaderboard.json").read_text())["bootstrap"] == {"resamples": 999, "seed": 5,
+                                                                                "level": 0.95}
+    paired, unpaired = verdicts["augmented FT > FT"], verdicts["ICL > FT"]
+    assert paired["ci_method"] == "paired cluster bootstrap" and "24 clusters, BCa" in paired["ci"]
+    assert unpaired["ci_method"] == "unpaired cluster bootstrap"
+    assert verdicts["FT <= chance"]["ci_method"] == verdicts["pretrained ~ chance"]["ci_method"] == \
+        "cluster bootstrap, chance fixed"
+    for v in verdicts.values():
+        assert v["ci_low"] <= v["difference"] <= v["ci_high"]
+    assert paired["ci_low"] > 0  # the planted gain (+0.58 over 24 people) is clear of zero
+    line = next(row for row in printed.splitlines() if "augmented FT > FT" in row)
+    assert f"[{paired['ci_low']:+.3f}, {paired['ci_high']:+.3f}] (paired cluster bootstrap, 24 clusters, BCa) |" in line
+    assert "999 resamples, seed 5" in printed
+    rows = {r["claim"]: r for r in csv.DictReader(io.StringIO((out / "orderings.csv").read_text()))}
+    assert float(rows["augmented FT > FT"]["ci_low"]) == paired["ci_low"]
+    assert "paired cluster bootstrap" in (out / "leaderboard.html").read_text()
+    first = (out / "orderings.csv").read_text()
+    assert main(args) == 0 and (out / "orderings.csv").read_text() == first  # fixed seed: the same intervals
+    capsys.readouterr()
+    # Without per-sample logs there is no interval, and the outputs say so instead of inventing one.
+    for log in ft.rglob("samples_*.jsonl"):
+        log.unlink()
+    assert main(["compare", str(base), str(ft), "--bootstrap-resamples", "999"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if "| ICL > FT |" in row)
+    assert line.endswith("| no CI (samples not logged) |")

@@ -76,3 +76,18 @@ def test_within_noise_uses_the_clustered_standard_error() -> None:
     # One side clustered, the other not: the combined error is not fully clustered, and says so.
     cells[by_condition["FT"], reversal] = board.cells[by_condition["FT"], reversal]
     assert verdict(cells)["stderr_kind"] == "binomial"
+
+
+def test_each_model_is_judged_on_its_own_rows() -> None:
+    """Two models on one board: a claim is checked per model, never across them; without logs, no interval."""
+    board = _board()
+    other = {Row("n", r.checkpoint, r.condition): r for r in board.rows}
+    cells = {**board.cells, **{(new, col): replace(board.cells[old, col], value=1 - board.cells[old, col].value)
+                               for new, old in other.items() for col in board.columns}}
+    both = Leaderboard(metric="acc", rows=(*board.rows, *other), columns=board.columns, cells=cells,
+                       chance=board.chance, fingerprints=board.fingerprints, runs=())
+    reversal = {v["model"]: v for v in check_orderings(both) if (v["split"], v["claim"]) == ("reversal", "ICL > FT")}
+    assert {m: (v["left_row"], v["difference"], v["holds"]) for m, v in reversal.items()} == {
+        "m": ("m · ICL", 0.4, True), "n": ("n · ICL", -0.4, False)}
+    assert reversal["m"]["ci"] == "no CI (samples not logged)" and reversal["m"]["ci_low"] is None
+    assert "| n | semantic | reversal | ICL > FT | 0.300 vs 0.700 |" in to_markdown(list(reversal.values()))

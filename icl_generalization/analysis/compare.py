@@ -1,4 +1,6 @@
-"""``icl-gen compare``'s outputs: the leaderboard as markdown, CSV, JSON, figures and an HTML page in one folder.
+"""``icl-gen compare``'s outputs: the leaderboard as markdown, CSV, JSON, figures and an HTML page in one folder,
+and with it the paper's orderings (each difference with its bootstrap interval) in the same files and
+``orderings.csv``.
 
 Every name in them comes from results files, so it goes through ``safe_text`` on its way into a file name, a
 CSV cell or markdown (the HTML page escapes its own).
@@ -14,6 +16,9 @@ from pathlib import Path
 
 from icl_generalization.analysis.html_report import to_html
 from icl_generalization.analysis.leaderboard import STDERR_LEGEND, Leaderboard, format_cell
+from icl_generalization.analysis.orderings import Orderings
+from icl_generalization.analysis.orderings import to_csv as orderings_csv
+from icl_generalization.analysis.orderings import to_markdown as orderings_markdown
 from icl_generalization.analysis.plots import family_figure
 from icl_generalization.analysis.safe_text import csv_text, inside, markdown_code, markdown_text, unique_slugs
 from icl_generalization.core.paths import atomic_write_bytes, atomic_write_text
@@ -25,8 +30,9 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> str:
-    """One table per family (splits as columns), a chance row, then provenance and notes."""
+def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None, orderings: Orderings | None = None) -> str:
+    """One table per family (splits as columns), a chance row, the orderings' verdicts when given, then
+    provenance and notes."""
     lines = [f"# Leaderboard ({board.metric}, mean ± standard error)", "", STDERR_LEGEND, ""]
     for family in board.families():
         cols = board.columns_of(family)
@@ -44,6 +50,10 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> st
         lines += ["", f"items per cell: {', '.join(map(str, counts))}", ""]
         if figures and family in figures:
             lines += [f"![{markdown_text(family)}]({figures[family]})", ""]
+    if orderings is not None:
+        lines += ["## The paper's orderings", "",
+                  orderings_markdown(orderings.verdicts, orderings.bootstrap) if orderings.verdicts else
+                  "None of the paper's claims compares conditions present here.\n"]
     lines += ["## Runs", ""]
     for run in board.runs:
         sha = f", checkpoint sha256 {run.checkpoint_sha256[:16]}" if run.checkpoint_sha256 else ""
@@ -83,7 +93,7 @@ def to_csv(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-def to_json(board: Leaderboard) -> str:
+def to_json(board: Leaderboard, orderings: Orderings | None = None) -> str:
     cells = [{"model": r.model, "checkpoint": r.checkpoint, "condition": r.condition, "family": c.family,
               "split": c.split, **asdict(cell)} for (r, c), cell in board.cells.items()]
     payload = {
@@ -98,6 +108,9 @@ def to_json(board: Leaderboard) -> str:
                   "tasks": sorted(run.tasks)} for run in board.runs],
         "notes": list(board.notes),
     }
+    if orderings is not None:
+        payload["orderings"] = orderings.verdicts
+        payload["bootstrap"] = asdict(orderings.bootstrap)
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"
 
 
@@ -106,20 +119,24 @@ def figure_names(board: Leaderboard) -> dict[str, str]:
     return {family: f"{stem}.png" for family, stem in unique_slugs(board.families()).items()}
 
 
-def write_leaderboard(board: Leaderboard, out: Path) -> dict[str, Path]:
-    """Write markdown, CSV, JSON, one PNG per family and the self-contained HTML page into ``out``, each
-    through a temporary file and a rename. The caller owns ``out`` (``core.outputs.claim_folder`` refuses a
-    folder of the user's and removes files of an earlier comparison that this one did not rewrite)."""
+def write_leaderboard(board: Leaderboard, out: Path, orderings: Orderings | None = None) -> dict[str, Path]:
+    """Write markdown, CSV, JSON, one PNG per family and the self-contained HTML page into ``out`` (with
+    ``orderings``: also in those, and as ``orderings.csv``), each through a temporary file and a rename. The
+    caller owns ``out`` (``core.outputs.claim_folder`` refuses a folder of the user's and removes files of an
+    earlier comparison that this one did not rewrite)."""
     out = Path(out)
     figures = {family: family_figure(board, family) for family in board.families()}
     names = figure_names(board)
     for family, png in figures.items():
         atomic_write_bytes(inside(out, names[family]), png)
-    atomic_write_text(out / "leaderboard.md", to_markdown(board, names))
+    atomic_write_text(out / "leaderboard.md", to_markdown(board, names, orderings))
     atomic_write_text(out / "leaderboard.csv", to_csv(board))
-    atomic_write_text(out / "leaderboard.html", to_html(board, figures))
-    atomic_write_text(out / MARKER, to_json(board))
+    atomic_write_text(out / "leaderboard.html", to_html(board, figures, orderings))
+    atomic_write_text(out / MARKER, to_json(board, orderings))
     written = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv",
                "html": out / "leaderboard.html", "json": out / MARKER}
+    if orderings is not None:
+        atomic_write_text(out / "orderings.csv", orderings_csv(orderings.verdicts))
+        written["orderings csv"] = out / "orderings.csv"
     written.update({f"png:{family}": out / name for family, name in names.items()})
     return written

@@ -33,7 +33,7 @@ from icl_generalization.analysis.results import (
     read_samples,
 )
 from icl_generalization.core.errors import UserError
-from icl_generalization.data.clustering import clustered_se
+from icl_generalization.data.clustering import clustered_mean_fit
 
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 1
@@ -46,6 +46,8 @@ MCNEMAR, CLUSTER_T = "mcnemar", "cluster-t"  # the test whose p-value decided a 
 POWER = 0.8
 # A gate that cannot see a ten-point drop at 80% power is not guarding anything on that task.
 GATEABLE_DROP = 0.10
+# statsmodels' least squares leave ~1e-16 of rounding where a standard error is exactly zero (no spread).
+NO_SPREAD = 1e-12
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,10 @@ class TaskCheck:
     # Cluster-robust paired t-test (one-sided), when the logs name each item's cluster and there are >= 2.
     p_cluster: float | None = None
     clusters: int | None = None
-    # The smallest drop this task detects with 80% power at --alpha (None: too few items or clusters for any).
+    # The smallest drop this task detects with 80% power at --alpha (None: too few items or clusters for any),
+    # and the units the power analysis counted ("4 clusters", "24 items").
     min_detectable_drop: float | None = None
+    power_units: str | None = None
 
     @property
     def delta(self) -> float | None:
@@ -153,7 +157,12 @@ def _read_log(side: str, run: Run, task: TaskResult, problems: list[str]) -> dic
 
 
 def mcnemar_exact(losses: int, wins: int) -> float:
-    """One-sided exact McNemar p-value that the candidate loses more often than it wins."""
+    """One-sided exact McNemar p-value that the candidate loses more often than it wins.
+
+    McNemar's exact test is the binomial test of the discordant pairs (losses among losses + wins) against 1/2.
+    statsmodels' ``contingency_tables.mcnemar(table, exact=True)`` is its two-sided form and has no one-sided
+    option, which a gate needs (only a drop fails it); scipy's ``binomtest`` with ``alternative="greater"`` is
+    the one-sided form of the same test. A test checks the two against each other on random tables."""
     from scipy.stats import binomtest
 
     if losses + wins == 0:
@@ -162,29 +171,39 @@ def mcnemar_exact(losses: int, wins: int) -> float:
 
 
 def cluster_paired_t(differences: Sequence[float], clusters: Sequence[str]) -> float | None:
-    """One-sided p-value that the mean per-item difference (candidate - baseline) is below zero, from the
-    standard error clustered by fact on G - 1 degrees of freedom (statsmodels' cluster-robust OLS of the
-    differences on a constant, which a test checks). None when there is no such test: fewer than two clusters
-    (no error), or every item lost alike (no spread: t is infinite, and McNemar's exact count is the better
-    answer). No item changed, or all alike for the better, is no drop: p = 1."""
-    from scipy.stats import t
+    """One-sided p-value that the mean per-item difference (candidate - baseline) is below zero, from
+    statsmodels' cluster-robust OLS of the differences on a constant (CR1 standard error, t on G - 1 degrees of
+    freedom).
 
-    se = clustered_se(differences, clusters)
-    mean = sum(differences) / len(differences)
-    if se == 0 and mean >= 0:
-        return 1.0
-    if not se > 0:  # NaN under two clusters
+    Why this and not a t-test on the cluster means: clusters differ in size (a person has several questions, a
+    ``--limit`` cuts the last one short), and the gate's Δ is the mean over items. The OLS coefficient is that
+    very mean, with an error that lets a cluster's items err together; a t-test on cluster means would weigh
+    a one-item cluster like a ten-item one and so test a different number than the report shows.
+
+    None when there is no such test: fewer than two clusters (no error), or every item lost alike (no spread: t
+    is infinite, and McNemar's exact count is the better answer). No item changed, or all alike for the better,
+    is no drop: p = 1."""
+    fit = clustered_mean_fit(differences, clusters)
+    if fit is None:
         return None
-    return float(t.cdf(mean / se, df=len(set(clusters)) - 1))
+    mean, se = float(fit.params[0]), float(fit.bse[0])
+    if se < NO_SPREAD and mean > -NO_SPREAD:
+        return 1.0
+    if se < NO_SPREAD:
+        return None
+    # statsmodels reports the two-sided p-value of a symmetric t: the lower tail is half of it, or the rest.
+    two_sided = float(fit.pvalues[0])
+    return two_sided / 2 if mean < 0 else 1 - two_sided / 2
 
 
 def min_detectable_drop(units: int, alpha: float, power: float = POWER) -> float | None:
     """The smallest drop a one-sided paired t-test over ``units`` independent units detects with ``power``.
 
-    statsmodels solves for the standardized effect ``e = drop / sd``; a drop made of units lost outright (each
-    unit's difference 0 or -1) has ``sd = sqrt(drop (1 - drop))``, so ``drop = e^2 / (1 + e^2)``. With items as
-    the units this is close to McNemar's exact test (24 items: 0.21, where 5 of 24 lost items give p = 1/32);
-    with clusters as the units it assumes a drop takes whole clusters, the worst case for clustered data.
+    statsmodels' ``TTestPower`` solves for the standardized effect ``e = drop / sd``; a drop made of units lost
+    outright (each unit's difference 0 or -1) has ``sd = sqrt(drop (1 - drop))``, so ``drop = e^2 / (1 + e^2)``.
+    With items as the units this is close to McNemar's exact test (24 items: 0.21, where 5 of 24 lost items
+    give p = 1/32); with clusters as the units it assumes a drop takes whole clusters, the worst case for
+    clustered data and the one the cluster-robust test must see.
     """
     if units < 2:
         return None
@@ -195,15 +214,13 @@ def min_detectable_drop(units: int, alpha: float, power: float = POWER) -> float
     return effect * effect / (1 + effect * effect)
 
 
-def holm_adjust(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (family-wise error over the tasks of one gate)."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [0.0] * len(p_values)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error over the tasks of one gate), from statsmodels."""
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(list(p_values), method="holm")[1]]
 
 
 def _examples(keys: set[str]) -> str:
@@ -302,6 +319,7 @@ def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run
             notes += (f"no cluster-robust test ({n_clusters} clusters, or every paired item lost): McNemar's "
                       "test decided, counting items that share a fact as independent",)
     mdd = min_detectable_drop(n_clusters or len(keys), config.alpha)
+    power_units = f"{n_clusters} cluster{'s' * (n_clusters != 1)}" if n_clusters else f"{len(keys)} items"
     if mdd is None or mdd > max(GATEABLE_DROP, config.max_drop):
         units = f"{len(keys)} items in {n_clusters} clusters" if n_clusters else f"{len(keys)} items"
         sees = f"detects only drops of {mdd:.3f} or more" if mdd is not None else "cannot detect any drop"
@@ -311,7 +329,7 @@ def check_task(name: str, baseline: tuple[Run, TaskResult], candidate: tuple[Run
     return TaskCheck(name, OK, (), notes, n_paired=len(keys), baseline=sum(b_right.values()) / len(keys),
                      candidate=sum(c_right.values()) / len(keys), losses=losses, wins=wins, p_value=decided[1],
                      test=decided[0], p_mcnemar=p_mcnemar, p_cluster=p_cluster, clusters=n_clusters,
-                     min_detectable_drop=mdd)
+                     min_detectable_drop=mdd, power_units=power_units)
 
 
 def _apply_thresholds(checks: list[TaskCheck], config: CheckConfig) -> list[TaskCheck]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from icl_generalization.analysis.bootstrap import legend
 from icl_generalization.analysis.leaderboard import Leaderboard, format_cell
+from icl_generalization.analysis.orderings import Orderings
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -49,8 +51,29 @@ def _family_section(board: Leaderboard, family: str, png: bytes | None) -> str:
             f"<p>dataset fingerprint <code>{escape(fingerprint)}</code></p>{_table(board, family)}{figure}</section>")
 
 
-def to_html(board: Leaderboard, figures: dict[str, bytes]) -> str:
+def _orderings_section(orderings: Orderings | None) -> str:
+    """The paper's claims, one line each, with the difference's bootstrap interval (or why there is none)."""
+    if orderings is None or not orderings.verdicts:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("model", "family", "split", "expected (paper)", "measured",
+                                             "difference ± se", "reproduced", "95% CI of the difference"))
+    body = []
+    for v in orderings.verdicts:
+        reproduced = ("yes" if v["holds"] else "no") + (
+            " (within noise)" if v["within_noise"] and v["relation"] != "~" else "")
+        cells = (escape(v["model"]), escape(v["family"]), escape(v["split"]), escape(v["claim"]),
+                 f"{v['left']:.3f} vs {v['right']:.3f}",
+                 f"{v['difference']:+.3f} ± {v['stderr']:.3f} ({escape(v['stderr_kind'])})", reproduced,
+                 escape(v["ci"]))
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<section class="orderings"><h2>The paper\'s orderings</h2><table class="orderings"><thead><tr>{head}'
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table><p>{escape(legend(orderings.bootstrap))}</p>"
+            "</section>")
+
+
+def to_html(board: Leaderboard, figures: dict[str, bytes], orderings: Orderings | None = None) -> str:
     sections = "".join(_family_section(board, family, figures.get(family)) for family in board.families())
+    sections += _orderings_section(orderings)
     runs = "".join(f"<li><code>{escape(str(run.path))}</code>: {escape(run.label)}"
                    + (f" (checkpoint sha256 <code>{escape(run.checkpoint_sha256[:16])}</code>)"
                       if run.checkpoint_sha256 else "") + "</li>" for run in board.runs)

@@ -12,9 +12,10 @@ reversal curse asks several questions about one person, so ``--limit 40`` may co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from icl_generalization.analysis.bootstrap import ItemScores
 from icl_generalization.analysis.results import Run, TaskResult, chance_level, clusters_of, read_samples
 from icl_generalization.analysis.results_schema import PROBABILITY_METRICS, Provenance
 from icl_generalization.core.errors import UserError
@@ -89,6 +90,9 @@ class Leaderboard:
     fingerprints: dict[str, str | None]
     runs: tuple[Run, ...]
     notes: tuple[str, ...] = field(default=())
+    # Each cell's per-item scores for the bootstrap intervals of differences (analysis/bootstrap.py): a reason
+    # string when its log is not the cell's, None or absent when the run logged no samples.
+    items: Mapping[tuple[Row, Column], ItemScores | str | None] = field(default_factory=dict)
 
     def families(self) -> list[str]:
         return list(dict.fromkeys(c.family for c in self.columns))
@@ -131,28 +135,37 @@ def _check_same_data(entries: Sequence[tuple[Run, TaskResult]]) -> None:
         raise UserError("cannot put these results side by side: " + " | ".join(problems))
 
 
-def _clustered_stderr(task: TaskResult, metric: str, value: float) -> tuple[float, int] | str | None:
-    """The standard error clustered by fact and the number of clusters; else why the log cannot give one (a
-    note), or None when the run simply has no log with clusters (lm-eval's error stands in, marked)."""
+def _logged_items(task: TaskResult, metric: str, value: float) -> ItemScores | str | None:
+    """The cell's per-item scores with the fact each item tests (each item its own cluster when the log names
+    none); else why the log cannot be this cell's (a reason), or None when the run logged no samples."""
     if task.samples_file is None:
         return None
     samples = read_samples(task.samples_file)
-    clusters = clusters_of(samples)
-    if clusters is None:
-        return None
-    scores = [s.metrics.get(metric) for s in samples.values()]
-    values = [v for v in scores if v is not None]
+    scores = {key: s.metrics.get(metric) for key, s in samples.items()}
+    values = {key: v for key, v in scores.items() if v is not None}
     if len(values) != len(samples) or len(samples) != task.n:
         return (f"its per-sample log holds {len(values)} {metric!r} values for {task.n} scored items (a truncated "
                 "or foreign log)")
-    mean = sum(values) / len(values)
+    mean = sum(values.values()) / len(values)
     # lm-eval's aggregate is the mean of these very values; a different mean means the log is not this run's.
     if abs(mean - value) > 1e-6:
         return f"its per-sample log's mean {metric} {mean:.4f} is not the results' {value:.4f} (a foreign log)"
-    k = len(set(clusters.values()))
+    clusters = clusters_of(samples)
+    return ItemScores(values, clusters or {key: key for key in values}, clusters is not None)
+
+
+def _clustered_stderr(task: TaskResult, items: ItemScores | str | None) -> tuple[float, int] | str | None:
+    """The standard error clustered by fact and the number of clusters; else why the log cannot give one (a
+    note), or None when the run simply has no log with clusters (lm-eval's error stands in, marked)."""
+    if items is None or (isinstance(items, ItemScores) and not items.clustered):
+        return None
+    if isinstance(items, str):
+        return items
+    k = len(set(items.clusters.values()))
     if k < 2:
         return f"all {task.n} items test one fact, so there is no clustered standard error"
-    return clustered_se(values, [clusters[key] for key in samples]), k
+    keys = list(items.values)
+    return clustered_se([items.values[key] for key in keys], [items.clusters[key] for key in keys]), k
 
 
 def _column_order(columns: Iterable[Column]) -> list[Column]:
@@ -224,6 +237,7 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     _check_same_data(entries)
     notes = [f"skipped tasks that are not icl-gen tasks: {', '.join(skipped)}"] if skipped else []
     cells: dict[tuple[Row, Column], Cell] = {}
+    items: dict[tuple[Row, Column], ItemScores | str | None] = {}
     for run, task in entries:  # oldest first: a later run of the same row and task replaces the earlier
         value = task.value(metric)
         if value is None:
@@ -233,7 +247,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
         if (row, col) in cells:
             notes.append(f"{row.label}, {col.label}: {cells[row, col].run} superseded by the later {run.path}")
         lm_eval_se = task.stderr(metric)
-        clustered = _clustered_stderr(task, metric, value)
+        items[row, col] = _logged_items(task, metric, value)
+        clustered = _clustered_stderr(task, items[row, col])
         if isinstance(clustered, str):
             notes.append(f"{row.label}, {col.label}: binomial standard error shown: {clustered}")
         se, kind, k = (clustered[0], CLUSTERED, clustered[1]) if isinstance(clustered, tuple) else \
@@ -248,7 +263,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     rows = sorted({row for row, _ in cells},
                   key=lambda r: (r.model, cond_index.get(r.condition, len(CONDITIONS)), r.checkpoint or ""))
     fingerprints = {str(t.family): t.fingerprint for _, t in entries}
-    return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes))
+    return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes),
+                       items)
 
 
 def stderr_label(cell: Cell) -> str:

@@ -2,42 +2,40 @@
 
 Several questions ask about one person, one comparison, one premise pair or one category. A per-item binomial
 standard error treats them as independent draws and so understates the noise of any score over them; the
-cluster-robust (sandwich) estimator below sums residuals within each cluster first. It is the CR1 estimator that
-statsmodels computes for ``OLS(y, ones).fit(cov_type="cluster", cov_kwds={"groups": g})`` (a test checks the
-two agree), written out so that the data stage does not depend on statsmodels.
+cluster-robust (sandwich) estimator sums residuals within each cluster first. It comes from statsmodels: an
+OLS of the per-item values on a constant with ``cov_type="cluster"`` (CR1, with statsmodels' small-sample
+factors), whose coefficient is the mean and whose standard error is the clustered one.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def clustered_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
-    """Cluster-robust standard error of the mean of ``values``; NaN when there are fewer than two clusters.
-
-    CR1: ``var = G/(G-1) * (N-1)/(N-K) * sum_g (sum_{i in g} (y_i - mean))^2 / N^2`` with K = 1 parameter (the
-    mean), the small-sample factors statsmodels applies by default.
-    """
+def clustered_mean_fit(values: Sequence[float], clusters: Sequence[Hashable]) -> Any | None:
+    """statsmodels' cluster-robust fit of ``values`` on a constant (the coefficient is their mean), with t
+    inference on G - 1 degrees of freedom; None when there are fewer than two clusters (no clustered error)."""
     if len(values) != len(clusters):
         raise ValueError(f"{len(values)} values but {len(clusters)} cluster labels")
-    n = len(values)
-    if n == 0:
-        return math.nan
-    mean = sum(values) / n
-    sums: dict[Hashable, float] = defaultdict(float)
-    for value, cluster in zip(values, clusters, strict=True):
-        sums[cluster] += value - mean
-    g = len(sums)
-    if g < 2:
-        return math.nan
-    meat = sum(s * s for s in sums.values())
-    # With K = 1 the factor (N-1)/(N-K) is 1; it is kept in the docstring to name the estimator.
-    return math.sqrt(g / (g - 1) * meat) / n
+    codes = {label: i for i, label in enumerate(dict.fromkeys(clusters))}
+    if len(codes) < 2:
+        return None
+    import numpy as np
+    from statsmodels.regression.linear_model import OLS
+
+    groups = np.fromiter((codes[c] for c in clusters), dtype=np.int64, count=len(clusters))
+    y = np.asarray(values, dtype=float)
+    return OLS(y, np.ones_like(y)).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+
+
+def clustered_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
+    """Cluster-robust (CR1) standard error of the mean of ``values``; NaN when there are fewer than two clusters."""
+    fit = clustered_mean_fit(values, clusters)
+    return math.nan if fit is None else float(fit.bse[0])
 
 
 def interleave_by_cluster(items: Iterable[T], key: Callable[[T], Hashable]) -> list[T]:

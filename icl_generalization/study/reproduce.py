@@ -216,23 +216,22 @@ def plan_stages(model: str, preset: Preset, out: Path, families: list[str],
 def _leaderboard(folder: Path, out: Path, preset: Preset, model: str) -> dict[str, Any]:
     from icl_generalization.analysis.compare import to_markdown, write_leaderboard
     from icl_generalization.analysis.leaderboard import build_leaderboard
-    from icl_generalization.analysis.orderings import check_orderings
-    from icl_generalization.analysis.orderings import to_markdown as orderings_markdown
+    from icl_generalization.analysis.orderings import evaluate
     from icl_generalization.analysis.results import load_runs
 
     # Only finished evaluations: a stage interrupted (or still running) has a folder but no marker.
     runs = load_runs(sorted(p for p in out.glob("eval-*/*") if (p / MARKER).is_file()))
     board = build_leaderboard(runs)
     board_dir = folder / "board"
-    written = write_leaderboard(board, board_dir)
-    verdicts = check_orderings(board)
+    orderings = evaluate(board)
+    written = write_leaderboard(board, board_dir, orderings)
     figures = {p.stem: str(p.relative_to(folder)) for p in sorted(board_dir.glob("*.png"))}
     report = [f"# Study reproduced: {model}, preset {preset.name}", "",
               f"What the preset shrank: {preset.shrunk}.", "",
-              to_markdown(board, figures), "", "## The paper's orderings", "", orderings_markdown(verdicts)]
+              to_markdown(board, figures, orderings)]
     atomic_write_text(folder / "report.md", "\n".join(report))
     return {"files": {k: str(v) for k, v in written.items()}, "report": str(folder / "report.md"),
-            "orderings": verdicts}
+            "orderings": orderings.verdicts}
 
 
 def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | None = None,
