@@ -105,8 +105,10 @@ def _matches(logs: Sequence[ChoiceLog], items: Sequence[ItemScores], task: TaskR
     return task.value("acc") in (None, acc) and task.value("acc_norm") in (None, acc_norm) and task.n in (0, n)
 
 
-def rescore_task(run: Run, label: str, task: TaskResult, priors: PriorsFile | None) -> tuple[TaskRescore, list[ItemScores],
-                                                                                  list[ChoiceLog]]:
+Rescored = tuple[TaskRescore, list[ItemScores], list[ChoiceLog]]
+
+
+def rescore_task(run: Run, label: str, task: TaskResult, priors: PriorsFile | None) -> Rescored:
     assert task.samples_file is not None
     logs = read_choice_logs(task.samples_file)
     delimiter = _target_delimiter(run, task.name)
@@ -134,7 +136,7 @@ def rescore(path: Path, out: OutputFolder | None = None) -> list[TaskRescore]:
         label = relative.parent.as_posix()  # the run's folder under the path given ("." for the path itself)
         priors = read_priors(results_file)
         logged = {name: task for name, task in sorted(run.tasks.items()) if task.samples_file is not None}
-        copies: dict[str, tuple[TaskRescore, list[ItemScores], list[ChoiceLog]]] = {}
+        copies: dict[str, Rescored] = {}
         for name, task in logged.items():
             copies[name] = rescore_task(run, label, task, priors)
             results.append(copies[name][0])
@@ -146,7 +148,7 @@ def rescore(path: Path, out: OutputFolder | None = None) -> list[TaskRescore]:
 
 
 def _write_copy(out: OutputFolder, results_file: Path, relative: Path,
-                copies: dict[str, tuple[TaskRescore, list[ItemScores], list[ChoiceLog]]]) -> None:
+                copies: dict[str, Rescored]) -> None:
     """The run in lm-eval's layout, its per-item metrics recomputed (and calibrated where possible)."""
     data: dict[str, Any] = json.loads(results_file.read_text(encoding="utf-8"))
     folder = Path("runs") / relative.parent
