@@ -203,9 +203,25 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
-    from icl_generalization.scoring.lm_eval_cli import run_lm_eval
+    from icl_generalization.study.evaluate import evaluate
 
-    return run_lm_eval(rest)
+    return evaluate(rest, log=lambda line: print(line, file=sys.stderr))
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from icl_generalization.analysis.rescore import rescore, to_json, to_markdown
+
+    if not args.out:
+        print(to_markdown(rescore(Path(args.results))), end="")
+        return 0
+    check_output(Path(args.out), "rescore", "folder")  # refused before any file is read
+    with claim_folder(Path(args.out), "rescore", {"results": args.results}) as folder:
+        results = rescore(Path(args.results), folder)
+        folder.write_text("rescore.md", to_markdown(results))
+        folder.write_text("rescore.json", to_json(results))
+    print(to_markdown(results), end="")
+    print(f"wrote {Path(args.out) / 'rescore.md'}, rescore.json and runs/ (gate-ready copies)", file=sys.stderr)
+    return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -393,13 +409,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of that bootstrap (default 0)")
     p.set_defaults(func=_cmd_compare)
 
+    p = sub.add_parser("rescore", help="acc, acc_norm, calibrated acc and per-form scores recomputed from a run's "
+                       "per-sample logs, without the model")
+    p.add_argument("results", help="lm-eval results file or folder (--output_path), run with --log_samples")
+    p.add_argument("--out", help="folder for rescore.{md,json} and gate-ready copies of the runs (runs/)")
+    p.set_defaults(func=_cmd_rescore)
+
     p = sub.add_parser("check", help="CI gate: paired test of a candidate run against a baseline "
                        "(exit 0 ok, 1 regression, 2 cannot compare)")
     p.add_argument("--baseline", required=True, help="lm-eval results file or folder, run with --log_samples")
     p.add_argument("--candidate", required=True, help="lm-eval results file or folder, run with --log_samples")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of McNemar's exact test")
     p.add_argument("--max-drop", type=float, default=0.02, help="tolerated absolute accuracy drop")
-    p.add_argument("--metric", default="acc", help="per-sample metric (acc, acc_norm)")
+    p.add_argument("--metric", default="acc",
+                   help="per-sample metric (acc, acc_norm; acc_calibrated on runs written by rescore --out)")
     p.add_argument("--correction", default="holm", choices=["holm", "none"], help="multiple-testing correction")
     p.add_argument("--allow-drift", action="store_true",
                    help="compare tasks whose version or prompts changed (noted); different data never")

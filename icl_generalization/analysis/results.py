@@ -142,7 +142,8 @@ def samples_file_for(results_file: Path, task: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _load_results(path: Path) -> ResultsFile:
+def load_results_file(path: Path) -> ResultsFile:
+    """A results file, validated (one DataError line naming the file and field otherwise)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -153,7 +154,8 @@ def _load_results(path: Path) -> ResultsFile:
         raise invalid(str(path), "an lm-eval results file", exc) from None
 
 
-def _model_args(config: RunConfig) -> dict[str, JsonValue]:
+def model_args_of(config: RunConfig) -> dict[str, JsonValue]:
+    """``config.model_args`` as a mapping (lm-eval records either the string given or a mapping)."""
     args = config.model_args or {}
     if isinstance(args, str):
         from lm_eval.utils import simple_parse_args_string
@@ -174,7 +176,7 @@ def _text(value: JsonValue) -> str | None:
 
 
 def _model_identity(config: RunConfig) -> tuple[str, str | None, str | None, str | None]:
-    args = _model_args(config)
+    args = model_args_of(config)
     model_type = config.model or "unknown"
     name = next((str(args[k]) for k in MODEL_NAME_KEYS if args.get(k)), None)
     if name is None and model_type == "icl-gen":
@@ -199,7 +201,7 @@ def _task_n(data: ResultsFile, task: str) -> int:
 
 
 def load_run(results_file: Path) -> Run:
-    data = _load_results(results_file)
+    data = load_results_file(results_file)
     model, checkpoint, kind, sha = _model_identity(data.config)
     tasks: dict[str, TaskResult] = {}
     for name, task_config in data.configs.items():

@@ -19,7 +19,7 @@ from icl_generalization.core.validation import describe
 
 DEFAULT_FILTER = "none"
 # Per-item means of 0/1 outcomes: their aggregate and every logged item value lie in [0, 1].
-PROBABILITY_METRICS = ("acc", "acc_norm", "exact_match")
+PROBABILITY_METRICS = ("acc", "acc_norm", "exact_match", "acc_calibrated")
 NOT_AVAILABLE = "N/A"  # lm-eval's stderr for one-sample tasks and when bootstrapping is off
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]

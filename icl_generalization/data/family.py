@@ -99,6 +99,10 @@ class Family(Protocol):
         """The fact ``item`` tests: items of one cluster are not independent evidence (clustered errors)."""
         ...
 
+    def form_of(self, item: TestItem) -> str | None:
+        """The item's form (a syllogistic mood, say) for per-form breakdowns; None when the family has none."""
+        ...
+
 
 @dataclass(frozen=True)
 class FamilySpec(Generic[C]):
@@ -125,6 +129,9 @@ class FamilySpec(Generic[C]):
     # The fact an item tests, from its metadata (the person, the compared pair, the premise document...).
     cluster_key: Callable[[TestItem], str]
     claims: tuple[Claim, ...] = ()
+    # The item's form, for per-form breakdowns of a score (``icl-gen rescore``), from its metadata; None when the
+    # family's items have no forms worth telling apart. Recorded in every task row as ``form``.
+    form_key: Callable[[TestItem], str] | None = None
     # preset name -> generator overrides; a preset runs exactly the families that declare a size for it.
     preset_sizes: Mapping[str, Mapping[str, ConfigValue]] = field(default_factory=dict)
 
@@ -175,3 +182,6 @@ class FamilySpec(Generic[C]):
 
     def cluster_of(self, item: TestItem) -> str:
         return self.cluster_key(item)
+
+    def form_of(self, item: TestItem) -> str | None:
+        return self.form_key(item) if self.form_key is not None else None

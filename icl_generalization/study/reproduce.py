@@ -65,13 +65,14 @@ def _metadata(plan: FamilyPlan, preset: Preset, family: str) -> str:
 
 def _evaluate(folder: Path, model_args: str, tasks: list[str], metadata: str, preset: Preset,
               limit: int | None) -> dict[str, Any]:
-    from icl_generalization.scoring.lm_eval_cli import run_lm_eval
+    from icl_generalization.study.evaluate import evaluate
 
+    # evaluate(): the per-sample logs and content-free priors `icl-gen rescore` reads are kept with the results.
     args = ["--model", "icl-gen", "--model_args", model_args, "--tasks", ",".join(tasks), "--metadata", metadata,
             "--batch_size", str(preset.batch_size), "--output_path", str(folder), "--log_samples"]
     if limit:
         args += ["--limit", str(limit)]
-    if run_lm_eval(args) != 0:
+    if evaluate(args, log=lambda _: None) != 0:
         raise UserError(f"evaluation failed in {folder}")
     return {"tasks": tasks}
 

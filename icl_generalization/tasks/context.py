@@ -40,8 +40,8 @@ SUBSAMPLE_FACTOR = 8
 BALANCE_STEPS = 4
 # Recorded in every in-context task's provenance and part of its cache key: bump it whenever the contexts or the
 # rows built from the same data change. 2: a document for each option in every context; rows interleaved by the
-# family's cluster key; a ``cluster`` field in every row.
-CONTEXT_VERSION = 2
+# family's cluster key; a ``cluster`` field in every row. 3: a ``form`` field in the rows of families with forms.
+CONTEXT_VERSION = 3
 ContextMode = Literal["auto", "full", "subsample", "shard"]
 MODES: tuple[ContextMode, ...] = get_args(ContextMode)
 

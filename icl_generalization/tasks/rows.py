@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from pydantic import JsonValue
 
@@ -57,6 +57,9 @@ class Row(TypedDict):
     context_tokens: int
     context_docs: int
     shard: int
+    # The item's form (``FamilySpec.form_key``), for per-form scores; only families that declare forms have it,
+    # so the documents (and lm-eval's doc hashes) of the others stay as they were.
+    form: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -162,8 +165,12 @@ def _shard_order(shard: Shard, by_id: dict[str, TestItem], spec: Family) -> list
 
 
 def _row(item: TestItem, ds: Dataset, spec: Family, context: str, n_tokens: int, n_docs: int, shard: int) -> Row:
-    return {
+    row: Row = {
         "id": item.id, "split": item.split, "query": context + item.prompt, "prompt": item.prompt,
         "choices": list(item.choices), "gold": list(item.gold), "fingerprint": ds.fingerprint(),
         "cluster": spec.cluster_of(item), "context_tokens": n_tokens, "context_docs": n_docs, "shard": shard,
     }
+    form = spec.form_of(item)
+    if form is not None:
+        row["form"] = form
+    return row

@@ -16,7 +16,7 @@ FAMILY = FamilySpec(
     chance={"conclusion": 0.316, "balanced": 0.2},
     description="two premises over nonsense terms (the study's items) and a balanced three-premise diagnostic",
     config_cls=generator.SyllogismConfig, generate=generator.generate, checker=check_syllogism,
-    cluster_key=generator.premise_document,
+    cluster_key=generator.premise_document, form_key=generator.item_form,
     # The study's orderings on its own items; the generalization ones again on the split only logic solves.
     claims=(Claim("conclusion", "augmented FT", ">=", "ICL"), Claim("conclusion", "ICL", ">", "FT"),
             Claim("conclusion", "FT", ">", "chance"),

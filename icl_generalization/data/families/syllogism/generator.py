@@ -54,6 +54,16 @@ def premise_document(item: TestItem) -> str:
     return "|".join(sorted(d for group in item.needs for d in group))
 
 
+def item_form(item: TestItem) -> str:
+    """The item's form for per-form scores: the mood's name and the gold conclusion's quantifier on the study's
+    split (``Darii (Some)``), the gold kind on the balanced split (``balanced: nothing``). The quantifier is what
+    a model's prior over conclusions acts on, so a per-form table shows where that prior wins or loses."""
+    if "form" in item.meta:
+        quantifier = item.choices[item.gold[0]].split()[0]  # every gold of an item has the same quantifier
+        return f"{item.meta['form']} ({quantifier})"
+    return f"balanced: {item.meta['kind']}"
+
+
 def _conclusion_item(i: int, form: Form, words: list[str], rng: random.Random) -> tuple[TrainDoc, TestItem]:
     s, m, p = words
     premises = (form.major, form.minor)
