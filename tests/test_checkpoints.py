@@ -282,7 +282,8 @@ def test_two_process_cpu_finetune_with_accelerate(tmp_path: Path, tiny_model_pat
     assert data["processes"] == 2 and data["steps"] == 2
     assert _open(manifest).sha256 == data["adapter"]["sha256"]
     # Only the main process wrote: one adapter folder, no leftovers of a second writer.
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["adapter", "checkpoints", "loss.jsonl", "run.json"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".icl-gen-output.json", "adapter", "checkpoints",
+                                                                 "loss.jsonl", "run.json"]
     (tmp_path / "one").mkdir()
     single = run_finetune(_request(tmp_path / "one", tiny_model_path, name="one",
                                    recipe=load_recipe(str(recipe))))

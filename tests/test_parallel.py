@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from icl_generalization.core.errors import UserError
 from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,13 @@ def test_cpu_processes_take_their_rank_from_accelerate() -> None:
     single = _bare_lm()  # no accelerator: one process
     single._join_cpu_processes()
     assert (single.rank, single.world_size) == (0, 1)
+
+
+def test_processes_without_a_group_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's, with no process group formed
+    with pytest.raises(UserError, match="ACCELERATE_USE_CPU"):
+        _bare_lm()._join_cpu_processes()
+    _bare_lm()._join_cpu_processes(tensor_parallel=True)  # lm-eval's tp_plan: one model over the processes
 
 
 def test_automatic_batch_size_is_detected_where_every_process_is() -> None:

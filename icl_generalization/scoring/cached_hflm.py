@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,22 +165,27 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         self.prefix_settings = PrefixSettings.from_model_args(prefix_cache, prefix_min_tokens,
                                                               prefix_batch_tokens, prefix_memory_mb)
         super().__init__(*args, **kwargs)
-        self._join_cpu_processes()
+        self._join_cpu_processes(tensor_parallel=kwargs.get("tp_plan") is not None)
         # Running totals over this object's life: what the cached path did (logged, read by the benchmark).
         self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0}
         self._prefix_warned: set[str] = set()
 
-    def _join_cpu_processes(self) -> None:
+    def _join_cpu_processes(self, tensor_parallel: bool = False) -> None:
         """Split the requests over the launched processes when they run on CPU, as HFLM does on GPUs.
 
         HFLM forms its ``Accelerator`` (gloo on CPU) whenever several processes are launched, but takes the
         rank and world size from it only when it counts more than one GPU; on CPU every process would score
-        every request and each would write the results as "rank 0".
+        every request and each would write the results as "rank 0". Processes launched without forming a
+        group at all (on CPU, accelerate needs ``ACCELERATE_USE_CPU=true``) would do the same: refused.
         """
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
             self._rank = accelerator.process_index
             self._world_size = accelerator.num_processes
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and self.world_size == 1 and not tensor_parallel:
+            raise UserError(f"{launched} processes were launched but they formed no process group, so each would "
+                            "score every request and write the results; on CPU, set ACCELERATE_USE_CPU=true")
 
     def _collective_batch_size(self, requests: Sequence[Request], override_bs: int | None) -> int | None:
         """Resolve ``batch_size=auto`` where every process takes part.
