@@ -44,8 +44,8 @@ DEFAULT_VOCAB = 49152  # the default model's, for the random configs when it is 
 SCORING = Path(__file__).resolve().parents[1] / "icl_generalization" / "scoring"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"gpu_check_{name}", SCORING / f"{name}.py")
+def _load(name: str, as_name: str | None = None) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(as_name or f"gpu_check_{name}", SCORING / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
@@ -53,6 +53,9 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+# The scorer imports its attention switch by package name; registered under that name, the import finds it
+# in sys.modules without running the package's __init__ (which needs lm-eval).
+_load("attention", "icl_generalization.scoring.attention")
 prefix_cache = _load("prefix_cache")
 peak_memory = _load("peak_memory")
 random_models = _load("random_models")

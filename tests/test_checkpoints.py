@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import socket
 import subprocess
@@ -259,7 +260,9 @@ def _free_port() -> int:
 def test_two_process_cpu_finetune_with_accelerate(tmp_path: Path, tiny_model_path: Path) -> None:
     """Two data-parallel processes on CPU (gloo). ``--multi_gpu`` is what makes accelerate start torchrun:
     ``accelerate launch --cpu --num_processes 2`` on one machine starts a single process (accelerate 1.x
-    runs several CPU processes only through mpirun with ``--mpirun_hostfile``)."""
+    runs several CPU processes only through mpirun with ``--mpirun_hostfile``). The loss trajectory is one
+    process's: the global batch is the same examples split in two, and the Trainer averages the loss over the
+    tokens of all processes."""
     import os
 
     recipe = _recipe_file(tmp_path, TINY_RECIPE.replace("max_steps: 4", "max_steps: 2"))
@@ -278,3 +281,15 @@ def test_two_process_cpu_finetune_with_accelerate(tmp_path: Path, tiny_model_pat
     data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     assert data["processes"] == 2 and data["steps"] == 2
     assert _open(manifest).sha256 == data["adapter"]["sha256"]
+    # Only the main process wrote: one adapter folder, no leftovers of a second writer.
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".icl-gen-output.json", "adapter", "checkpoints",
+                                                                 "loss.jsonl", "run.json"]
+    (tmp_path / "one").mkdir()
+    single = run_finetune(_request(tmp_path / "one", tiny_model_path, name="one",
+                                   recipe=load_recipe(str(recipe))))
+    assert single["processes"] == 1
+    rows = {name: [json.loads(line) for line in (folder / "loss.jsonl").read_text(encoding="utf-8").splitlines()]
+            for name, folder in (("two", tmp_path / "run"), ("one", tmp_path / "one" / "runs" / "one"))}
+    assert [r["step"] for r in rows["two"]] == [r["step"] for r in rows["one"]] == [1, 2]
+    for key in ("loss", "grad_norm", "learning_rate"):
+        assert [r[key] for r in rows["two"]] == pytest.approx([r[key] for r in rows["one"]], rel=1e-5)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from icl_generalization.core.errors import ContextBudgetError, UserError
 from icl_generalization.core.validation import flag, positive_int
+from icl_generalization.scoring.attention import masked_attention
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
@@ -164,12 +166,44 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         self.prefix_settings = PrefixSettings.from_model_args(prefix_cache, prefix_min_tokens,
                                                               prefix_batch_tokens, prefix_memory_mb)
         super().__init__(*args, **kwargs)
+        self._join_cpu_processes(tensor_parallel=kwargs.get("tp_plan") is not None)
         # Running totals over this object's life: what the cached path did (logged, read by the benchmark).
         # planned_tokens: the plan's one-level count (each prefix once, every tail whole); packed_tokens: what the
         # cached path ran (each prefix once, each packed trie, where a question's choices share the question).
         self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0,
                              "packed_tokens": 0}
         self._prefix_warned: set[str] = set()
+
+    def _join_cpu_processes(self, tensor_parallel: bool = False) -> None:
+        """Split the requests over the launched processes when they run on CPU, as HFLM does on GPUs.
+
+        HFLM forms its ``Accelerator`` (gloo on CPU) whenever several processes are launched, but takes the
+        rank and world size from it only when it counts more than one GPU; on CPU every process would score
+        every request and each would write the results as "rank 0". Processes launched without forming a
+        group at all (on CPU, accelerate needs ``ACCELERATE_USE_CPU=true``) would do the same: refused.
+        """
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
+            self._rank = accelerator.process_index
+            self._world_size = accelerator.num_processes
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and self.world_size == 1 and not tensor_parallel:
+            raise UserError(f"{launched} processes were launched but they formed no process group, so each would "
+                            "score every request and write the results; on CPU, set ACCELERATE_USE_CPU=true")
+
+    def _collective_batch_size(self, requests: Sequence[Request], override_bs: int | None) -> int | None:
+        """Resolve ``batch_size=auto`` where every process takes part.
+
+        HFLM detects an automatic batch size with a collective (every process takes the smallest), at its first
+        batch. The cached path hands each process's stock path a different subset of its requests, or none, so
+        a detection there could wait forever for a process that never calls it; it runs here instead, once per
+        call, which every process makes with the same number of requests (lm-eval pads them).
+        """
+        if self.world_size == 1 or override_bs is not None or self.batch_size != "auto" or not requests:
+            return override_bs
+        longest = max(range(len(requests)), key=lambda i: len(requests[i][1]) + len(requests[i][2]))
+        size: int = self._detect_batch_size(requests, longest)
+        return size
 
     def _refuse_overlong(self, requests: Sequence[Request]) -> None:
         # HFLM would keep the last max_length + 1 tokens and log a warning: the evidence at the front is lost.
@@ -218,6 +252,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
         self._refuse_overlong(requests)
+        override_bs = self._collective_batch_size(requests, override_bs)
         reason = self._cache_unsupported()
         inputs = [(ctx + cont)[:-1] for _, ctx, cont in requests]
         plan = None
@@ -276,7 +311,8 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def _score_cached(self, requests: Sequence[Request], groups: Sequence[Group],
                       results: list[tuple[float, bool] | None], pbar: tqdm) -> None:
         config = self.prefix_settings.cache
-        with self._autocast():
+        # A flash-attention model runs the packed forwards in SDPA and goes back to its kernel afterwards.
+        with self._autocast(), masked_attention(self.model):
             for group in groups:
                 first = requests[group.members[0]]
                 prefix = compute_prefix(self.model, (first[1] + first[2])[:group.prefix_length], config)

@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-# Attention implementations known to apply a caller's 4D mask as given; flash-attention kernels take no
-# arbitrary mask, so models loaded with them are not eligible (see ``unsupported_reason``).
-MASKED_ATTENTION = ("sdpa", "eager")
+from icl_generalization.scoring.attention import base_model as _base_model
+from icl_generalization.scoring.attention import switch_unsupported_reason
+
 # The layer types the packed masks describe; chunked, linear or recurrent layers need something else.
 MASKED_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
 DEFAULT_BATCH_TOKENS = 1024
@@ -145,19 +145,15 @@ def unsupported_reason(model: Any) -> str | None:
     config = text_config(model)
     if getattr(model.config, "is_encoder_decoder", False):
         return "encoder-decoder models score continuations in the decoder; there is no shared decoder prefix"
-    impl = getattr(model.config, "_attn_implementation", None)
-    if impl not in MASKED_ATTENTION:
-        return f"attention implementation {impl!r} does not take a custom 4D mask (need one of {MASKED_ATTENTION})"
+    # Flash-attention models run the cached forwards in SDPA (``scoring.attention.masked_attention``).
+    attention = switch_unsupported_reason(model)
+    if attention is not None:
+        return attention
     layer_types = getattr(config, "layer_types", None) or ()
     other = sorted(set(layer_types) - MASKED_LAYER_TYPES)
     if other:
         return f"layer types {other} have no packed mask (only {sorted(MASKED_LAYER_TYPES)})"
     return None
-
-
-def _base_model(model: Any) -> Any:
-    # PEFT wraps the model and forwards **kwargs; ask the model that really runs.
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _accepts_logits_to_keep(model: Any) -> bool:
@@ -195,14 +191,26 @@ def _cache_from(prefix: CachedPrefix, batch: int = 1) -> DynamicCache:
                                         for k, v in prefix.layers])
 
 
-def _device(model: Any) -> torch.device:
+def input_device(model: Any) -> torch.device:
+    """Where ``model`` takes its inputs: its first parameter's device, or, for a model accelerate dispatched over
+    devices (``device_map``, lm-eval's ``parallelize=True``), the execution device of its top-level hook, which
+    moves inputs to each layer's device and the outputs back (offloaded parameters sit on ``meta``)."""
+    hook = getattr(_base_model(model), "_hf_hook", None)
+    execution = getattr(hook, "execution_device", None)
+    if execution is not None:
+        return torch.device(execution)
     device: torch.device = next(model.parameters()).device
     return device
 
 
+def _device(model: Any) -> torch.device:
+    return input_device(model)
+
+
 @torch.no_grad()
 def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConfig | None = None) -> CachedPrefix:
-    """Run ``token_ids`` once, in chunks of at most ``config.batch_tokens``, and keep the cache."""
+    """Run ``token_ids`` once, in chunks of at most ``config.batch_tokens`` that fit its memory budget, and keep
+    the cache."""
     if not token_ids:
         raise ValueError("a prefix needs at least one token")
     config = config or PrefixCacheConfig()
@@ -213,8 +221,10 @@ def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConf
     keep = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
     ids = torch.tensor([list(token_ids)], dtype=torch.long, device=device)
     logits = None
-    for start in range(0, ids.shape[1], config.batch_tokens):
-        chunk = ids[:, start:start + config.batch_tokens]
+    # Each chunk attends to everything before it; the last, the longest reach, sets the size that fits memory.
+    step = tokens_per_forward(model, len(token_ids), config)
+    for start in range(0, ids.shape[1], step):
+        chunk = ids[:, start:start + step]
         out = model(input_ids=chunk, use_cache=True, **{keyword: cache}, **keep)
         # Read by key: the ``past_key_values`` attribute of an output logs a deprecation from 5.24 on.
         returned = out.get(keyword)

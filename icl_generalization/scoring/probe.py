@@ -25,11 +25,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from icl_generalization.scoring.attention import masked_attention
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
     config_int,
     continuation_logprobs,
+    input_device,
     text_config,
     unsupported_reason,
 )
@@ -96,7 +98,7 @@ def _probe_tokens(model: Any, max_length: int) -> tuple[list[int], list[list[int
 
 def _reference_rows(model: Any, prefix: Sequence[int], continuation: Sequence[int]) -> torch.Tensor:
     """Stock scoring's rows: one plain forward, no cache, the positions that predict the continuation."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids = torch.tensor([[*prefix, *continuation[:-1]]], dtype=torch.long, device=device)
     with torch.no_grad():
         logits = model(input_ids=ids, use_cache=False).logits[0, len(prefix) - 1:]
@@ -164,7 +166,9 @@ def _in_float32(model: Any, probe: Callable[[], Verdict]) -> Verdict:
     """
     if any(not p.is_floating_point() for p in model.parameters()):
         return Verdict("a quantized model cannot be upcast to float32 to verify the cached path")
-    device = next(model.parameters()).device
+    if any(p.device.type == "meta" for p in model.parameters()):  # offloaded weights load in their own dtype
+        return Verdict("a model with offloaded weights cannot be upcast to float32 to verify the cached path")
+    device = input_device(model)
     extra = sum(p.numel() * (4 - p.element_size()) for p in model.parameters() if p.element_size() < 4)
     if device.type == "cuda" and torch.cuda.mem_get_info(device)[0] < 1.25 * extra:
         return Verdict(f"verifying the cached path in float32 needs {extra / 2**30:.1f} GiB more free GPU memory")
@@ -201,12 +205,18 @@ def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | N
     memory_mb = config.memory_mb if config else None
     prefill_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
     pack_config = PrefixCacheConfig(batch_tokens=PROBE_PACK, memory_mb=memory_mb)
-    if dtype not in EXACT_DTYPES:
-        verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, prefill_config,
-                                                         pack_config, torch.float32))
-        if not verdict.trusted:
-            return verdict
-    return _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, dtype)
+    # Both sides of the probe run in the attention the cached path runs in (SDPA for a flash-attention model):
+    # the probe proves the masks and positions; flash kernels take no float32 and no 4D mask.
+    try:
+        with masked_attention(model):
+            if dtype not in EXACT_DTYPES:
+                verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, prefill_config,
+                                                                 pack_config, torch.float32))
+                if not verdict.trusted:
+                    return verdict
+            return _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, dtype)
+    except Exception as error:  # _probe_once catches its own; what is left is the switch of attention itself
+        return Verdict(f"switching the attention implementation for the cached path failed ({_one_line(error)})")
 
 
 def cached_path_verdict(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
