@@ -89,6 +89,9 @@ class Leaderboard:
     fingerprints: dict[str, str | None]
     runs: tuple[Run, ...]
     notes: tuple[str, ...] = field(default=())
+    # Tokens the row's augmentation added to the finetuning data (0 for plain FT); only rows whose checkpoint
+    # recorded it (the tokens-added view of ``tokens_view``).
+    tokens_added: dict[Row, int] = field(default_factory=dict)
 
     def families(self) -> list[str]:
         return list(dict.fromkeys(c.family for c in self.columns))
@@ -105,6 +108,11 @@ def condition_of(run: Run, task: TaskResult) -> str:
         raise UserError(f"{run.path}: task {task.name} records an unknown condition {task.condition!r}")
     if run.checkpoint is None:
         return "pretrained"
+    augmentation = run.augmentation
+    if augmentation is not None and augmentation.token_budget is not None:
+        # One of reproduce's strategies at a matched token budget: its own condition, beside the paper's
+        # augmented FT (the orderings' "augmented FT" stays the paper's method).
+        return f"FT + {augmentation.strategy or 'augmented'}"
     # An adapter given to lm-eval directly (peft=) carries no kind; it is a finetuned model all the same.
     return KIND_TO_CONDITION.get(run.checkpoint_kind or "ft", f"finetuned ({run.checkpoint_kind})")
 
@@ -224,6 +232,7 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     _check_same_data(entries)
     notes = [f"skipped tasks that are not icl-gen tasks: {', '.join(skipped)}"] if skipped else []
     cells: dict[tuple[Row, Column], Cell] = {}
+    tokens: dict[Row, int] = {}
     for run, task in entries:  # oldest first: a later run of the same row and task replaces the earlier
         value = task.value(metric)
         if value is None:
@@ -232,6 +241,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
         col = Column(str(task.family), str(task.split))
         if (row, col) in cells:
             notes.append(f"{row.label}, {col.label}: {cells[row, col].run} superseded by the later {run.path}")
+        if run.augmentation is not None:
+            tokens[row] = run.augmentation.tokens_added
         lm_eval_se = task.stderr(metric)
         clustered = _clustered_stderr(task, metric, value)
         if isinstance(clustered, str):
@@ -248,7 +259,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     rows = sorted({row for row, _ in cells},
                   key=lambda r: (r.model, cond_index.get(r.condition, len(CONDITIONS)), r.checkpoint or ""))
     fingerprints = {str(t.family): t.fingerprint for _, t in entries}
-    return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes))
+    return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes),
+                       tokens)
 
 
 def stderr_label(cell: Cell) -> str:
