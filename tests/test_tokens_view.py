@@ -13,8 +13,8 @@ from lm_eval_runs import TASKS, planted_copy, without_clusters
 from icl_generalization.analysis.compare import to_markdown, tokens_csv, write_leaderboard
 from icl_generalization.analysis.leaderboard import build_leaderboard
 from icl_generalization.analysis.results import load_runs
-from icl_generalization.analysis.tokens_view import tokens_figure
 from icl_generalization.analysis.tokens_view import to_markdown as tokens_markdown
+from icl_generalization.analysis.tokens_view import tokens_figure
 
 CLOSED, ICL = TASKS
 
