@@ -3,7 +3,7 @@
 Every finetuned checkpoint records what its augmentation added to the training data (tokens under the base
 model's tokenizer; 0 for plain FT) and, for ``reproduce``'s strategies, the matched budget. This view puts
 those rows side by side: one table per family (tokens added, then accuracy per split) and one figure per
-family (a panel per split, accuracy against tokens added, each point named by its condition, chance dashed).
+family (a panel per split, accuracy against tokens added, a marker per row, chance dashed).
 Rows whose checkpoint recorded nothing (pretrained, ICL, older manifests) are not in it.
 """
 
@@ -45,27 +45,47 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> st
     return "\n".join(lines)
 
 
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "*")
+DODGE = 0.02  # share of the largest x by which rows at one matched budget are spread apart
+
+
+def _label(row: Row, rows: list[Row]) -> str:
+    return row.condition if len({r.model for r in rows}) == 1 else f"{row.model}: {row.condition}"
+
+
+def _dodged(rows: list[Row], tokens: dict[Row, int]) -> dict[Row, float]:
+    """x of each row: its tokens added, spread a little where several rows added (about) the same amount.
+
+    Strategies matched to one budget add the same tokens give or take one, so their points and error bars
+    would sit on top of each other; the exact figures are in the table."""
+    step = DODGE * max([tokens[r] for r in rows] + [1])
+    groups: dict[int, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(round(tokens[row] / step), []).append(row)
+    return {row: tokens[row] + (i - (len(group) - 1) / 2) * step
+            for group in groups.values() for i, row in enumerate(group)}
+
+
 def tokens_figure(board: Leaderboard, family: str) -> bytes:
-    """PNG bytes: one panel per split, accuracy (± standard error) against tokens added, points labelled."""
+    """PNG bytes: one panel per split, accuracy (± standard error) against tokens added, one marker per row."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     cols = board.columns_of(family)
     rows = rows_with_tokens(board, family)
+    xs = _dodged(rows, board.tokens_added)
     fig = Figure(figsize=(max(5.0, 3.6 * len(cols)), 3.8), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
-    colours = {row.condition: f"C{i % 10}" for i, row in enumerate(dict.fromkeys(rows))}
+    styles = {row: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, row in enumerate(rows)}
     for ax, col in zip(axes, cols, strict=True):
         for row in rows:
             cell = board.cells.get((row, col))
             if cell is None:
                 continue
-            x = board.tokens_added[row]
-            ax.errorbar([x], [cell.value], yerr=[cell.stderr or 0.0], fmt="o", color=colours[row.condition],
-                        capsize=3, label=mathtext_literal(row.condition))
-            ax.annotate(mathtext_literal(row.condition), (x, cell.value), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7)
+            colour, marker = styles[row]
+            ax.errorbar([xs[row]], [cell.value], yerr=[cell.stderr or 0.0], fmt=marker, color=colour, capsize=3,
+                        label=mathtext_literal(_label(row, rows)))
         chance = board.chance.get(col)
         if chance is not None:
             ax.axhline(chance, color="black", linestyle="dashed", linewidth=1.0, label="chance")
