@@ -177,3 +177,18 @@ def test_the_registry_describes_every_strategy() -> None:
                                "reverse_entity"}
     for name, strategy in STRATEGIES.items():
         assert strategy.name == name and strategy.description and strategy.version.startswith(name)
+
+
+@pytest.mark.slow  # the default-size syllogism data and a tokenizer load: about a minute on 2 busy cores
+def test_the_cli_runs_a_model_free_strategy_with_the_tokenizer_alone(tiny_model_path: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from icl_generalization.cli import main
+
+    out = tmp_path / "rev.jsonl"
+    assert main(["augment", "--dataset", "syllogism", "--mode", "reverse_entity", "--model", str(tiny_model_path),
+                 "--limit", "3", "--out", str(out)]) == 0
+    summary = json.loads(out.with_suffix(".stats.json").read_text())
+    rows = _rows(out)
+    assert summary["outputs_written"] == 3 and summary["new_tokens"] == 0
+    assert summary["tokens_added"] == sum(r["tokens"] for r in rows) > 0
+    assert all(r["text"].startswith(". ") for r in rows)  # reversed: the final period comes first
