@@ -100,13 +100,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_augment(args: argparse.Namespace) -> int:
     from icl_generalization.data.load import get_dataset
+    from icl_generalization.tasks.tokenizer import load_tokenizer
     from icl_generalization.training.augment import AugmentConfig, run_augment
     from icl_generalization.training.backends import HFBackend, VLLMBackend
+    from icl_generalization.training.budget import TokenizerText
+    from icl_generalization.training.strategies import get_strategy
     from icl_generalization.weights.default_model import resolve_model
 
     try:
         # Defaults depend on the mode; an explicit value (0 included: AugmentConfig refuses it) is never replaced.
-        local = args.mode == "local"
+        local = args.mode != "global"
         config = AugmentConfig(mode=args.mode,
                                outputs_per_input=(3 if local else 1) if args.outputs_per_input is None
                                else args.outputs_per_input,
@@ -125,12 +128,16 @@ def _cmd_augment(args: argparse.Namespace) -> int:
                                      "seed": args.seed}, companions=[stats_path]) as owned:
         ds = get_dataset(args.dataset)
         resolved = resolve_model(args.model)
-        backend = (VLLMBackend(resolved, args.dtype) if args.backend == "vllm"
-                   else HFBackend(resolved, args.device, args.dtype))
-        stats = run_augment(ds, args.model, out, config, backend)
+        backend = None
+        if get_strategy(args.mode).uses_model:  # a model-free strategy needs only the model's tokenizer
+            backend = (VLLMBackend(resolved, args.dtype) if args.backend == "vllm"
+                       else HFBackend(resolved, args.device, args.dtype))
+        stats = run_augment(ds, args.model, out, config, backend,
+                            count_tokens=TokenizerText(load_tokenizer(resolved)).count)
         summary = {"dataset": args.dataset, "fingerprint": ds.fingerprint(), "model": args.model, "mode": args.mode,
                    "inputs": stats.inputs, "inputs_already_done": stats.inputs_skipped_as_done,
                    "outputs_written": stats.outputs_written, "new_tokens": stats.new_tokens,
+                   "tokens_added": stats.tokens_added,
                    "seconds": round(stats.seconds, 1), "tokens_per_second": round(stats.tokens_per_second, 2),
                    "prefix_computations": stats.prefix_computations, "prefix_tokens": stats.prefix_tokens,
                    "dropped_by_clean": stats.dropped if config.clean else None}
@@ -199,6 +206,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for verdict in records[-1]["orderings"]:
         print(f"  {verdict['family']}/{verdict['split']}: {verdict['claim']}: "
               f"{'reproduced' if verdict['holds'] else 'NOT reproduced'} ({verdict['difference']:+.3f})")
+    if records[-1].get("tokens_table"):
+        print("\naccuracy against tokens added:\n")
+        print(records[-1]["tokens_table"], end="")
     return 0
 
 
@@ -330,6 +340,7 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from icl_generalization.data.families import DEFAULT_SEED, FAMILIES
+    from icl_generalization.training.strategies import STRATEGIES
 
     parser = _OneLineParser(prog="icl-gen", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an unexpected error")
@@ -343,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("augment", help="write the model's in-context inferences about a training set (JSONL)")
     p.add_argument("--dataset", required=True, choices=list(FAMILIES))
-    p.add_argument("--mode", choices=["local", "global"], default="local")
+    p.add_argument("--mode", choices=list(STRATEGIES), default="local",
+                   help="augmentation strategy: " + "; ".join(f"{s.name}: {s.description}"
+                                                               for s in STRATEGIES.values()))
     p.add_argument("--model", default=None, help="embedded name, folder or hub id (default: smollm2-135m)")
     p.add_argument("--out", required=True, help="JSONL corpus; an existing one is resumed")
     p.add_argument("--outputs-per-input", type=int, help="samples per input (default 3 local, 1 global)")

@@ -6,9 +6,10 @@ import pytest
 
 from icl_generalization.core.errors import UserError
 from icl_generalization.data.load import get_dataset
-from icl_generalization.training.augment import AugmentConfig, augment_inputs, run_augment
+from icl_generalization.training.augment import AugmentConfig, run_augment
 from icl_generalization.training.backends import HFBackend, Sample, Sampling
 from icl_generalization.training.corpus import read_corpus
+from icl_generalization.training.strategies import get_strategy
 
 SMALL = {"people_per_set": 4, "train_templates": 3, "test_templates": 2}
 
@@ -67,7 +68,7 @@ def test_resume_after_a_stop_has_no_duplicate_and_no_gap(tiny_backend: HFBackend
     stats = run_augment(ds, "tiny", out, config, Recording(tiny_backend), progress=False)
     assert stats.inputs_skipped_as_done == 2
     keys = [(r["source_id"], r["sample"]) for r in _rows(out)]
-    expected = {(i.source_id, k) for i in augment_inputs(ds, "local", 6) for k in range(2)}
+    expected = {(i.source_id, k) for i in get_strategy("local").inputs(ds, config) for k in range(2)}
     assert len(keys) == len(set(keys)) and set(keys) == expected
 
 

@@ -24,7 +24,7 @@ def test_wheel_ships_tasks_recipes_and_prompts(tmp_path: Path) -> None:
                     *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
     probe = ("from icl_generalization.core.paths import tasks_path;"
              "from icl_generalization.training.recipes import load_recipe;"
-             "from icl_generalization.training.augment import prompt_template;"
+             "from icl_generalization.training.strategies import prompt_template;"
              "print(tasks_path(), len([*tasks_path().rglob('*.yaml'), *tasks_path().rglob('*_yaml')]),"
              " load_recipe('cpu-small').name,"
              " len(prompt_template('global')) > 0)")

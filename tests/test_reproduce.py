@@ -7,7 +7,8 @@ import pytest
 from icl_generalization.core.errors import UserError
 from icl_generalization.core.outputs import claim_folder
 from icl_generalization.study import reproduce
-from icl_generalization.study.presets import PRESETS, get_preset
+from icl_generalization.study.presets import COMPARED_STRATEGIES, PRESETS, FamilyPlan, Preset, get_preset
+from icl_generalization.training.strategies import STRATEGIES
 
 
 class Stop(Exception):
@@ -39,7 +40,8 @@ def test_every_stage_runs_and_a_stopped_run_resumes(tiny_model_path: Path, isola
                                       log=calls.append)
     skipped = [line for line in calls if "done earlier, skipped" in line]
     assert len(skipped) == 5  # data, eval-pretrained, finetune-ft, eval-ft, augment of the first family
-    assert len(records) == 2 * 7 + 1
+    # seven stages per family, three per strategy of the reversal curse's matched-budget comparison
+    assert len(records) == 2 * 7 + 3 * len(COMPARED_STRATEGIES) + 1
     assert not any("leaderboard: done earlier" in line for line in calls)  # always rebuilt
     report = (out / "leaderboard" / "report.md").read_text()
     assert "reversal_curse" in report and "syllogism" in report and "The paper's orderings" in report
@@ -48,6 +50,12 @@ def test_every_stage_runs_and_a_stopped_run_resumes(tiny_model_path: Path, isola
     # the augmented checkpoint was trained on the corpus the augment stage wrote
     manifest = (out / "finetune-aug_ft" / "syllogism" / "syllogism-aug_ft.yaml").read_text()
     assert "aug_ft" in manifest and "corpus.jsonl" in manifest
+    # every strategy ran at the smoke budget and its checkpoint recorded what it added
+    budget = preset.families["reversal_curse"].token_budget
+    for strategy in COMPARED_STRATEGIES:
+        stage = json.loads((out / f"strategy-{strategy}" / "reversal_curse" / "stage.json").read_text())
+        assert stage["token_budget"] == budget and abs(stage["tokens_added"] - budget) <= 2
+    assert "## Accuracy against tokens added" in report and "FT + reverse_entity" in report
 
 
 def test_presets_name_what_they_shrink() -> None:
@@ -57,6 +65,27 @@ def test_presets_name_what_they_shrink() -> None:
         assert set(PRESETS[name].families) == set(FAMILIES) and PRESETS[name].shrunk
     with pytest.raises(UserError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_smoke_and_cpu_small_run_the_strategies_side_by_side(tmp_path: Path) -> None:
+    # Every strategy but global (the semantic structure's own mode) is compared, at one budget per family.
+    assert set(COMPARED_STRATEGIES) == set(STRATEGIES) - {"global"}
+    for name in ("smoke", "cpu-small"):
+        plan = PRESETS[name].families["reversal_curse"]
+        assert plan.strategies == COMPARED_STRATEGIES and plan.token_budget
+    stages = [s.name for s in reproduce.plan_stages("m", get_preset("smoke"), tmp_path, ["reversal_curse"], {})]
+    for strategy in COMPARED_STRATEGIES:
+        assert [n for n in stages if n.split("/")[0].endswith(f"strategy-{strategy}")] == [
+            f"strategy-{strategy}/reversal_curse", f"finetune-strategy-{strategy}/reversal_curse",
+            f"eval-strategy-{strategy}/reversal_curse"]
+    assert stages[-1] == "leaderboard"
+
+
+def test_a_preset_with_a_bad_strategy_plan_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown strategies nope"):
+        Preset(name="x", recipe="cpu-small", training={"syllogism": FamilyPlan(strategies=("nope",), token_budget=9)})
+    with pytest.raises(ValueError, match="need a token_budget"):
+        Preset(name="x", recipe="cpu-small", training={"syllogism": FamilyPlan(strategies=("repeat",))})
 
 
 def test_a_family_the_preset_lacks_is_refused(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from icl_generalization.analysis.orderings import to_csv as orderings_csv
 from icl_generalization.analysis.orderings import to_markdown as orderings_markdown
 from icl_generalization.analysis.plots import family_figure
 from icl_generalization.analysis.safe_text import csv_text, inside, markdown_code, markdown_text, unique_slugs
+from icl_generalization.analysis.tokens_view import families_with_tokens, rows_with_tokens, tokens_figure
+from icl_generalization.analysis.tokens_view import to_markdown as tokens_markdown
 from icl_generalization.core.paths import atomic_write_bytes, atomic_write_text
 
 MARKER = "leaderboard.json"  # a folder holding it is ours to replace
@@ -30,9 +32,10 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None, orderings: Orderings | None = None) -> str:
-    """One table per family (splits as columns), a chance row, the orderings' verdicts when given, then
-    provenance and notes."""
+def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None, orderings: Orderings | None = None,
+                token_figures: dict[str, str] | None = None) -> str:
+    """One table per family (splits as columns), a chance row, the orderings' verdicts when given, accuracy
+    against tokens added (where the checkpoints recorded it), then provenance and notes."""
     lines = [f"# Leaderboard ({board.metric}, mean ± standard error)", "", STDERR_LEGEND, ""]
     for family in board.families():
         cols = board.columns_of(family)
@@ -54,6 +57,11 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None, order
         lines += ["## The paper's orderings", "",
                   orderings_markdown(orderings.verdicts, orderings.bootstrap) if orderings.verdicts else
                   "None of the paper's claims compares conditions present here.\n"]
+    tokens = tokens_markdown(board, token_figures)
+    if tokens:
+        lines += ["## Accuracy against tokens added", "",
+                  "Tokens each finetuned row's augmentation added to the training data (the base model's tokenizer; "
+                  "0 for plain FT). `FT + NAME` rows are strategies cut to a matched token budget.", "", tokens]
     lines += ["## Runs", ""]
     for run in board.runs:
         sha = f", checkpoint sha256 {run.checkpoint_sha256[:16]}" if run.checkpoint_sha256 else ""
@@ -93,6 +101,23 @@ def to_csv(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
+def tokens_csv(board: Leaderboard) -> str:
+    """Accuracy against tokens added, one line per row and split (long form, for plotting elsewhere)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "checkpoint", "condition", "family", "split", "tokens added", board.metric, "stderr",
+                     "n"])
+    for family in families_with_tokens(board):
+        for row in rows_with_tokens(board, family):
+            for col in board.columns_of(family):
+                cell = board.cells.get((row, col))
+                if cell is not None:
+                    writer.writerow([csv_text(row.model), csv_text(row.checkpoint or ""), csv_text(row.condition),
+                                     csv_text(family), csv_text(col.split), board.tokens_added[row], cell.value,
+                                     "" if cell.stderr is None else cell.stderr, cell.n])
+    return buffer.getvalue()
+
+
 def to_json(board: Leaderboard, orderings: Orderings | None = None) -> str:
     cells = [{"model": r.model, "checkpoint": r.checkpoint, "condition": r.condition, "family": c.family,
               "split": c.split, **asdict(cell)} for (r, c), cell in board.cells.items()]
@@ -107,6 +132,8 @@ def to_json(board: Leaderboard, orderings: Orderings | None = None) -> str:
                   "checkpoint_kind": run.checkpoint_kind, "checkpoint_sha256": run.checkpoint_sha256,
                   "tasks": sorted(run.tasks)} for run in board.runs],
         "notes": list(board.notes),
+        "tokens_added": [{"model": r.model, "checkpoint": r.checkpoint, "condition": r.condition, "tokens": n}
+                         for r, n in board.tokens_added.items()],
     }
     if orderings is not None:
         payload["orderings"] = orderings.verdicts
@@ -119,17 +146,26 @@ def figure_names(board: Leaderboard) -> dict[str, str]:
     return {family: f"{stem}.png" for family, stem in unique_slugs(board.families()).items()}
 
 
+def token_figure_names(board: Leaderboard) -> dict[str, str]:
+    """Family -> the PNG of its accuracy against tokens added (families whose rows recorded tokens)."""
+    stems = unique_slugs(board.families())
+    return {family: f"tokens-{stems[family]}.png" for family in families_with_tokens(board)}
+
+
 def write_leaderboard(board: Leaderboard, out: Path, orderings: Orderings | None = None) -> dict[str, Path]:
-    """Write markdown, CSV, JSON, one PNG per family and the self-contained HTML page into ``out`` (with
-    ``orderings``: also in those, and as ``orderings.csv``), each through a temporary file and a rename. The
-    caller owns ``out`` (``core.outputs.claim_folder`` refuses a folder of the user's and removes files of an
-    earlier comparison that this one did not rewrite)."""
+    """Write markdown, CSV, JSON, one PNG per family (and one of accuracy against tokens added, where recorded)
+    and the self-contained HTML page into ``out`` (with ``orderings``: also in those, and as ``orderings.csv``),
+    each through a temporary file and a rename. The caller owns ``out`` (``core.outputs.claim_folder`` refuses a
+    folder of the user's and removes files of an earlier comparison that this one did not rewrite)."""
     out = Path(out)
     figures = {family: family_figure(board, family) for family in board.families()}
     names = figure_names(board)
     for family, png in figures.items():
         atomic_write_bytes(inside(out, names[family]), png)
-    atomic_write_text(out / "leaderboard.md", to_markdown(board, names, orderings))
+    token_names = token_figure_names(board)
+    for family, name in token_names.items():
+        atomic_write_bytes(inside(out, name), tokens_figure(board, family))
+    atomic_write_text(out / "leaderboard.md", to_markdown(board, names, orderings, token_names))
     atomic_write_text(out / "leaderboard.csv", to_csv(board))
     atomic_write_text(out / "leaderboard.html", to_html(board, figures, orderings))
     atomic_write_text(out / MARKER, to_json(board, orderings))
@@ -138,5 +174,9 @@ def write_leaderboard(board: Leaderboard, out: Path, orderings: Orderings | None
     if orderings is not None:
         atomic_write_text(out / "orderings.csv", orderings_csv(orderings.verdicts))
         written["orderings csv"] = out / "orderings.csv"
+    if token_names:
+        atomic_write_text(out / "tokens_added.csv", tokens_csv(board))
+        written["tokens csv"] = out / "tokens_added.csv"
     written.update({f"png:{family}": out / name for family, name in names.items()})
+    written.update({f"tokens png:{family}": out / name for family, name in token_names.items()})
     return written

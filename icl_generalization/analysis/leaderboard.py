@@ -93,6 +93,9 @@ class Leaderboard:
     # Each cell's per-item scores for the bootstrap intervals of differences (analysis/bootstrap.py): a reason
     # string when its log is not the cell's, None or absent when the run logged no samples.
     items: Mapping[tuple[Row, Column], ItemScores | str | None] = field(default_factory=dict)
+    # Tokens the row's augmentation added to the finetuning data (0 for plain FT); only rows whose checkpoint
+    # recorded it (the tokens-added view of ``tokens_view``).
+    tokens_added: dict[Row, int] = field(default_factory=dict)
 
     def families(self) -> list[str]:
         return list(dict.fromkeys(c.family for c in self.columns))
@@ -109,6 +112,11 @@ def condition_of(run: Run, task: TaskResult) -> str:
         raise UserError(f"{run.path}: task {task.name} records an unknown condition {task.condition!r}")
     if run.checkpoint is None:
         return "pretrained"
+    augmentation = run.augmentation
+    if augmentation is not None and augmentation.token_budget is not None:
+        # One of reproduce's strategies at a matched token budget: its own condition, beside the paper's
+        # augmented FT (the orderings' "augmented FT" stays the paper's method).
+        return f"FT + {augmentation.strategy or 'augmented'}"
     # An adapter given to lm-eval directly (peft=) carries no kind; it is a finetuned model all the same.
     return KIND_TO_CONDITION.get(run.checkpoint_kind or "ft", f"finetuned ({run.checkpoint_kind})")
 
@@ -238,6 +246,7 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     notes = [f"skipped tasks that are not icl-gen tasks: {', '.join(skipped)}"] if skipped else []
     cells: dict[tuple[Row, Column], Cell] = {}
     items: dict[tuple[Row, Column], ItemScores | str | None] = {}
+    tokens: dict[Row, int] = {}
     for run, task in entries:  # oldest first: a later run of the same row and task replaces the earlier
         value = task.value(metric)
         if value is None:
@@ -246,6 +255,8 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
         col = Column(str(task.family), str(task.split))
         if (row, col) in cells:
             notes.append(f"{row.label}, {col.label}: {cells[row, col].run} superseded by the later {run.path}")
+        if run.augmentation is not None:
+            tokens[row] = run.augmentation.tokens_added
         lm_eval_se = task.stderr(metric)
         items[row, col] = _logged_items(task, metric, value)
         clustered = _clustered_stderr(task, items[row, col])
@@ -264,7 +275,7 @@ def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
                   key=lambda r: (r.model, cond_index.get(r.condition, len(CONDITIONS)), r.checkpoint or ""))
     fingerprints = {str(t.family): t.fingerprint for _, t in entries}
     return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes),
-                       items)
+                       items, tokens)
 
 
 def stderr_label(cell: Cell) -> str:

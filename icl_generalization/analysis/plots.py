@@ -13,7 +13,7 @@ OTHER_COLOUR = "#9467bd"
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
 
-def _literal(text: str) -> str:
+def mathtext_literal(text: str) -> str:
     """Matplotlib reads text between two ``$`` as mathtext (and fails on bad syntax); names from results
     files are shown as they are."""
     return text.replace("$", r"\$")
@@ -56,7 +56,7 @@ def family_figure(board: Leaderboard, family: str) -> bytes:
         label = row.condition if not row.checkpoint else f"{row.condition} ({row.checkpoint})"
         if len({r.model for r in rows}) > 1:
             label = f"{row.model}: {label}"
-        label = _literal(label)
+        label = mathtext_literal(label)
         ax.bar(xs, heights, width * 0.95, yerr=errors, capsize=3, color=colour, hatch=hatch,
                edgecolor="white" if not hatch else "#333333", linewidth=0.6, label=label,
                error_kw={"elinewidth": 1, "ecolor": "#222222"})
@@ -68,10 +68,10 @@ def family_figure(board: Leaderboard, family: str) -> bytes:
             ax.hlines(chance, j - group / 2 - 0.05, j + group / 2 + 0.05, colors="black", linestyles="dashed",
                       linewidth=1.2, label="_chance" if chance_labelled else "chance")
             chance_labelled = True
-    ax.set_xticks(range(len(cols)), [_literal(c.split.replace("_", " ")) for c in cols])
+    ax.set_xticks(range(len(cols)), [mathtext_literal(c.split.replace("_", " ")) for c in cols])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"accuracy ({board.metric})")
-    ax.set_title(_literal(family.replace("_", " ")))
+    ax.set_title(mathtext_literal(family.replace("_", " ")))
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     fig.tight_layout()

@@ -99,6 +99,15 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """What a finetuned checkpoint's augmented corpus added, as its manifest recorded it."""
+
+    strategy: str | None  # None: plain FT, or a corpus that does not say which strategy wrote it
+    tokens_added: int
+    token_budget: int | None  # set when the corpus was cut to a matched budget (reproduce's strategy runs)
+
+
+@dataclass(frozen=True)
 class Run:
     """One lm-eval results file: the model that ran, and the tasks it scored."""
 
@@ -111,6 +120,8 @@ class Run:
     checkpoint_kind: str | None
     checkpoint_sha256: str | None
     tasks: Mapping[str, TaskResult] = field(default_factory=dict)
+    # The checkpoint's augmentation: strategy, tokens added, matched budget (None: not recorded / no checkpoint).
+    augmentation: Augmentation | None = None
 
     @property
     def label(self) -> str:
@@ -200,6 +211,13 @@ def _task_n(data: ResultsFile, task: str) -> int:
     return counts.effective if counts is not None and counts.effective is not None else 0
 
 
+def _augmentation(config: RunConfig) -> Augmentation | None:
+    if config.checkpoint_tokens_added is None:
+        return None
+    return Augmentation(strategy=config.checkpoint_strategy, tokens_added=config.checkpoint_tokens_added,
+                        token_budget=config.checkpoint_token_budget)
+
+
 def load_run(results_file: Path) -> Run:
     data = load_results_file(results_file)
     model, checkpoint, kind, sha = _model_identity(data.config)
@@ -214,7 +232,7 @@ def load_run(results_file: Path) -> Run:
         )
     return Run(path=results_file, date_id=date_id_of(results_file), date=data.date or 0.0, model=model,
                model_type=data.config.model or "unknown", checkpoint=checkpoint, checkpoint_kind=kind,
-               checkpoint_sha256=sha, tasks=tasks)
+               checkpoint_sha256=sha, tasks=tasks, augmentation=_augmentation(data.config))
 
 
 def load_runs(paths: Iterable[Path]) -> list[Run]:

@@ -129,6 +129,10 @@ class RunConfig(_Lenient):
     checkpoint: Text | None = None
     checkpoint_kind: Text | None = None
     checkpoint_sha256: Text | None = None
+    # What the checkpoint's augmentation added (its manifest's record), for the tokens-added view of compare.
+    checkpoint_strategy: Text | None = None
+    checkpoint_tokens_added: Count | None = None
+    checkpoint_token_budget: PositiveCount | None = None
 
 
 class SampleCounts(_Lenient):

@@ -13,6 +13,11 @@ from typing import Any
 from icl_generalization.core.errors import UserError
 from icl_generalization.data.families import FAMILIES
 from icl_generalization.data.family import ConfigValue
+from icl_generalization.training.strategies import STRATEGIES
+
+# The rival knowledge-injection methods beside the paper's local augmentation (``global`` is the semantic
+# structure's own mode in these presets; ``reverse_word`` and ``reverse_entity`` are both reverse training).
+COMPARED_STRATEGIES = ("local", "paraphrase", "repeat", "reverse_word", "reverse_entity", "self_qa", "entigraph")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,11 @@ class FamilyPlan:
     eval_limit: int | None = None
     # Token limit of a training example, when the family's documents need more than the recipe's.
     max_length: int | None = None
+    # Augmentation strategies run side by side (names of training/strategies), each finetuned with ft_steps on
+    # the documents plus its own text cut or repeated to ``token_budget`` added tokens, and evaluated closed-book.
+    strategies: tuple[str, ...] = ()
+    token_budget: int | None = None
+    strategy_augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields of every strategy run
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,13 @@ class Preset:
         if sized:
             raise ValueError(f"preset {self.name}: data sizes of {', '.join(sized)} belong in the family's "
                              "preset_sizes, not in the preset")
+        for family, plan in self.training.items():
+            unknown = [s for s in plan.strategies if s not in STRATEGIES]
+            if unknown:
+                raise ValueError(f"preset {self.name}, {family}: unknown strategies {', '.join(unknown)}; "
+                                 f"choose from {', '.join(STRATEGIES)}")
+            if plan.strategies and not plan.token_budget:
+                raise ValueError(f"preset {self.name}, {family}: strategies need a token_budget to match")
 
     @property
     def families(self) -> dict[str, FamilyPlan]:
@@ -57,8 +74,13 @@ PRESETS: dict[str, Preset] = {
     "cpu-small": Preset(
         name="cpu-small", recipe="cpu-small", context_budget=4096,
         training={
+            # The matched-budget comparison runs on the reversal curse, the failure reverse training targets:
+            # each strategy adds 4,000 tokens (about what the local augmentation below writes) to the same
+            # 400 documents and trains the same 300 steps.
             "reversal_curse": FamilyPlan(
-                ft_steps=300, augment={"mode": "local", "sample": 100, "outputs_per_input": 2, "max_new_tokens": 48}),
+                ft_steps=300, augment={"mode": "local", "sample": 100, "outputs_per_input": 2, "max_new_tokens": 48},
+                strategies=COMPARED_STRATEGIES, token_budget=4000,
+                strategy_augment={"sample": 100, "outputs_per_input": 2, "max_new_tokens": 48}),
             "simple_reversal": FamilyPlan(
                 ft_steps=150, augment={"mode": "local", "sample": 60, "outputs_per_input": 2, "max_new_tokens": 48}),
             "syllogism": FamilyPlan(
@@ -74,7 +96,8 @@ PRESETS: dict[str, Preset] = {
                 "held-out categories instead of 2,200, up to 200 and 10; in-context prompts capped at 4,096 tokens "
                 "instead of the model's 8,192; finetuning 100-300 LoRA steps on CPU; augmentation of a random "
                 "sample of 16-100 documents per family (local mode, global mode for the semantic structure) "
-                "instead of every document"),
+                "instead of every document; the matched-budget comparison of augmentation strategies on the "
+                "reversal curse only, 4,000 added tokens each, generated from a sample of 100 documents"),
     ),
     "paper": Preset(
         name="paper", recipe="paper",
@@ -92,7 +115,10 @@ PRESETS: dict[str, Preset] = {
         name="smoke", recipe="cpu-small", context_budget=512, batch_size=8,
         training={
             "reversal_curse": FamilyPlan(ft_steps=2, augment={"mode": "local", "limit": 2, "outputs_per_input": 1,
-                                                              "max_new_tokens": 8}),
+                                                              "max_new_tokens": 8},
+                                         strategies=COMPARED_STRATEGIES, token_budget=300,
+                                         strategy_augment={"sample": 4, "outputs_per_input": 1,
+                                                           "max_new_tokens": 24}),
             "syllogism": FamilyPlan(ft_steps=2,
                                     augment={"mode": "global", "limit": 2, "outputs_per_input": 1,
                                              "max_new_tokens": 8}),

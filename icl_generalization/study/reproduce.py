@@ -78,7 +78,7 @@ def _evaluate(folder: Path, model_args: str, tasks: list[str], metadata: str, pr
 
 
 def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: Preset, kind: str,
-              corpus: Path | None) -> dict[str, Any]:
+              corpus: Path | None, name: str | None = None) -> dict[str, Any]:
     from icl_generalization.training.finetune import FinetuneRequest, run_finetune
     from icl_generalization.training.recipes import load_recipe
 
@@ -86,13 +86,14 @@ def _finetune(folder: Path, family: str, model: str, plan: FamilyPlan, preset: P
     recipe = load_recipe(preset.recipe)
     recipe = recipe.with_overrides(dataset=family, max_steps=plan.ft_steps, split=split,
                                    data_config=dict(plan.data_config), max_length=plan.max_length)
-    name = f"{family}-{kind}"
+    name = name or f"{family}-{kind}"
     request = FinetuneRequest(name=name, recipe=recipe, dataset=family, base=model, augmented=corpus,
                               out=folder / "run", manifest=folder / f"{name}.yaml",
                               resume=(folder / "run" / "checkpoints").is_dir())
     manifest = run_finetune(request)
     return {"manifest": str(folder / f"{name}.yaml"), "steps": manifest.get("steps"),
-            "final_loss": manifest.get("final_loss"), "seconds": manifest.get("training_seconds")}
+            "final_loss": manifest.get("final_loss"), "seconds": manifest.get("training_seconds"),
+            "tokens_added": manifest.get("training_data", {}).get("augmented_tokens")}
 
 
 def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[str, Any]:
@@ -105,8 +106,39 @@ def _augment(folder: Path, family: str, model: str, plan: FamilyPlan) -> dict[st
     ds = get_dataset(family, overrides=plan.data_config)
     stats = run_augment(ds, model, folder / "corpus.jsonl", config, HFBackend(resolve_model(model)))
     return {"corpus": str(folder / "corpus.jsonl"), "inputs": stats.inputs, "outputs": stats.outputs_written,
-            "new_tokens": stats.new_tokens, "seconds": round(stats.seconds, 1),
+            "new_tokens": stats.new_tokens, "tokens_added": stats.tokens_added, "seconds": round(stats.seconds, 1),
             "tokens_per_second": round(stats.tokens_per_second, 2), "prefix_computations": stats.prefix_computations}
+
+
+def _strategy(folder: Path, family: str, model: str, plan: FamilyPlan, strategy: str) -> dict[str, Any]:
+    """One strategy's text at the plan's matched budget: its whole corpus (resumable), then the budget's cut."""
+    from icl_generalization.data.load import get_dataset
+    from icl_generalization.tasks.tokenizer import load_tokenizer
+    from icl_generalization.training.augment import AugmentConfig, run_augment
+    from icl_generalization.training.backends import HFBackend
+    from icl_generalization.training.budget import TokenizerText, match_budget
+    from icl_generalization.training.corpus import read_corpus
+    from icl_generalization.training.strategies import get_strategy
+    from icl_generalization.weights.default_model import resolve_model
+
+    assert plan.token_budget is not None  # Preset refuses strategies without a budget
+    config = AugmentConfig(**{**plan.strategy_augment, "mode": strategy})
+    ds = get_dataset(family, overrides=plan.data_config)
+    resolved = resolve_model(model)
+    tokens = TokenizerText(load_tokenizer(resolved))
+    # A model-free strategy never loads the model: the tokenizer alone counts what it adds.
+    backend = HFBackend(resolved) if get_strategy(strategy).uses_model else None
+    stats = run_augment(ds, model, folder / "corpus.jsonl", config, backend, progress=False,
+                        count_tokens=tokens.count)
+    matched = match_budget(read_corpus(folder / "corpus.jsonl"), plan.token_budget, tokens, config.seed)
+    # Every line names the budget it was cut to: finetuning records it, and compare shows the row as a strategy.
+    lines = "".join(json.dumps({**row, "token_budget": plan.token_budget}, ensure_ascii=False) + "\n"
+                    for row in matched.rows)
+    atomic_write_text(folder / "matched.jsonl", lines)
+    return {"strategy": strategy, "corpus": str(folder / "matched.jsonl"), "token_budget": plan.token_budget,
+            "tokens_added": matched.tokens_added, "lines": len(matched.rows), "passes": matched.passes,
+            "cut_line": matched.cut_line, "corpus_lines": matched.source_lines, "corpus_tokens": matched.source_tokens,
+            "inputs": stats.inputs, "new_tokens": stats.new_tokens, "generation_seconds": round(stats.seconds, 1)}
 
 
 def _family_data(family: str, plan: FamilyPlan) -> Dataset:
@@ -210,29 +242,52 @@ def plan_stages(model: str, preset: Preset, out: Path, families: list[str],
                                                    tasks=closed, metadata=meta, preset=preset,
                                                    limit=plan.eval_limit), fkey),
         ]
+        stages += _strategy_stages(model, preset, out, family, plan, fkey, meta, closed)
     stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model), key, always=True))
     return stages
 
 
+def _strategy_stages(model: str, preset: Preset, out: Path, family: str, plan: FamilyPlan,
+                     fkey: dict[str, JsonValue], meta: str, closed: list[str]) -> list[Stage]:
+    """Per strategy of the plan: its text at the matched budget, a finetune on it, a closed-book evaluation."""
+    stages: list[Stage] = []
+    for strategy in plan.strategies:
+        name = f"{family}-{strategy}"
+        manifest = out / f"finetune-strategy-{strategy}" / family / f"{name}.yaml"
+        stages += [
+            Stage(f"strategy-{strategy}/{family}", partial(_strategy, family=family, model=model, plan=plan,
+                                                           strategy=strategy), fkey),
+            Stage(f"finetune-strategy-{strategy}/{family}",
+                  partial(_finetune, family=family, model=model, plan=plan, preset=preset, kind="aug_ft",
+                          corpus=out / f"strategy-{strategy}" / family / "matched.jsonl", name=name), fkey),
+            Stage(f"eval-strategy-{strategy}/{family}", partial(_evaluate, model_args=f"checkpoint={manifest}",
+                                                                tasks=closed, metadata=meta, preset=preset,
+                                                                limit=plan.eval_limit), fkey),
+        ]
+    return stages
+
+
 def _leaderboard(folder: Path, out: Path, preset: Preset, model: str) -> dict[str, Any]:
-    from icl_generalization.analysis.compare import to_markdown, write_leaderboard
+    from icl_generalization.analysis.compare import to_markdown, token_figure_names, write_leaderboard
     from icl_generalization.analysis.leaderboard import build_leaderboard
-    from icl_generalization.analysis.orderings import evaluate
+    from icl_generalization.analysis.orderings import evaluate as evaluate_orderings
     from icl_generalization.analysis.results import load_runs
+    from icl_generalization.analysis.tokens_view import to_markdown as tokens_markdown
 
     # Only finished evaluations: a stage interrupted (or still running) has a folder but no marker.
     runs = load_runs(sorted(p for p in out.glob("eval-*/*") if (p / MARKER).is_file()))
     board = build_leaderboard(runs)
     board_dir = folder / "board"
-    orderings = evaluate(board)
+    orderings = evaluate_orderings(board)
     written = write_leaderboard(board, board_dir, orderings)
     figures = {p.stem: str(p.relative_to(folder)) for p in sorted(board_dir.glob("*.png"))}
+    token_figures = {family: f"board/{name}" for family, name in token_figure_names(board).items()}
     report = [f"# Study reproduced: {model}, preset {preset.name}", "",
               f"What the preset shrank: {preset.shrunk}.", "",
-              to_markdown(board, figures, orderings)]
+              to_markdown(board, figures, orderings, token_figures)]
     atomic_write_text(folder / "report.md", "\n".join(report))
     return {"files": {k: str(v) for k, v in written.items()}, "report": str(folder / "report.md"),
-            "orderings": orderings.verdicts}
+            "orderings": orderings.verdicts, "tokens_table": tokens_markdown(board)}
 
 
 def run_reproduce(model: str, preset: Preset, out: Path, families: list[str] | None = None,

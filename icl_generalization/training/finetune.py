@@ -128,6 +128,17 @@ def _training_data(request: FinetuneRequest) -> tuple[Any, list[dict[str, Any]],
     return ds, corpus, info
 
 
+def augmentation_record(corpus: list[dict[str, Any]], tokenizer: Any) -> dict[str, Any]:
+    """What the augmented corpus adds to the finetuning data: its tokens under the base model's tokenizer (the
+    text alone, as the corpus's own accounting counts it), the strategy that wrote it and the matched budget it
+    was cut to (recorded on its lines), so results can be compared per token spent."""
+    strategies = sorted({str(row["mode"]) for row in corpus if row.get("mode")})
+    budgets = sorted({int(row["token_budget"]) for row in corpus if row.get("token_budget")})
+    tokens = sum(len(tokenizer(row["text"], add_special_tokens=False)["input_ids"]) for row in corpus)
+    return {"augmented_tokens": tokens, "augmentation_strategy": "+".join(strategies) or None,
+            "token_budget": budgets[0] if len(budgets) == 1 else None}
+
+
 def _identity(request: FinetuneRequest, base: BaseRecord, data: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one."""
     return {"name": request.name, "recipe": request.recipe.to_dict(), "base": base.model_dump(mode="json"),
@@ -281,7 +292,7 @@ def run_finetune(request: FinetuneRequest, callbacks: Sequence[Any] = ()) -> dic
     encoded = [encode(ex, tokenizer, recipe.loss, recipe.max_length) for ex in examples]
     features = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
     data.update(examples=len(examples), examples_sha256=examples_sha256(examples), split=recipe.split,
-                truncated_examples=sum(e.truncated for e in encoded))
+                truncated_examples=sum(e.truncated for e in encoded), **augmentation_record(corpus, tokenizer))
 
     model = _model(request, base_path, base.name)
     trainer = Trainer(model=model, args=_training_args(request, run_dir), train_dataset=features,

@@ -50,12 +50,17 @@ class Checkpoint:
     base_name: str
     base_path: str  # what from_pretrained loads as the base
     manifest: Path | None = None
+    training_data: TrainingData | None = None  # None for a bare adapter folder
 
-    def info(self) -> dict[str, str | None]:
-        """What the results record about the checkpoint."""
+    def info(self) -> dict[str, str | int | None]:
+        """What the results record about the checkpoint (with what its augmentation added, for ``compare``)."""
+        data = self.training_data
         return {"checkpoint": self.name, "checkpoint_sha256": self.sha256, "checkpoint_kind": self.kind,
                 "checkpoint_method": self.method, "checkpoint_base": self.base_name,
-                "checkpoint_manifest": str(self.manifest) if self.manifest else None}
+                "checkpoint_manifest": str(self.manifest) if self.manifest else None,
+                "checkpoint_strategy": data.augmentation_strategy if data else None,
+                "checkpoint_tokens_added": data.augmented_tokens if data else None,
+                "checkpoint_token_budget": data.token_budget if data else None}
 
 
 @contextlib.contextmanager
@@ -95,7 +100,7 @@ def _from_manifest(path: Path, pretrained: str | None, allow_pickle: bool) -> It
     with verified_copy(folder, manifest.adapter.files, f"the manifest {path}") as copy:
         yield Checkpoint(name=manifest.name, method=manifest.method, kind=manifest.kind, source=folder,
                          folder=copy.folder, files=copy.files, sha256=copy.sha256, base_name=base_name,
-                         base_path=base_path, manifest=path)
+                         base_path=base_path, manifest=path, training_data=manifest.training_data)
 
 
 @contextlib.contextmanager

@@ -116,6 +116,11 @@ class TrainingData(_Record):
     augmented_corpus: str | None
     augmented_corpus_sha256: Sha256 | None
     augmented_lines: int = Field(ge=0)
+    # What the augmented corpus adds, under the base model's tokenizer (0 for plain FT), which strategy wrote it
+    # (its lines' ``mode``) and the matched token budget it was cut to; None in manifests older than these.
+    augmented_tokens: int | None = Field(default=None, ge=0)
+    augmentation_strategy: str | None = None
+    token_budget: int | None = Field(default=None, ge=1)
     examples: int = Field(ge=0)
     examples_sha256: Sha256
     split: Text
