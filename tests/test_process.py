@@ -50,7 +50,8 @@ def test_held_out_combinations_are_never_shown_and_test_wording_is_new() -> None
     ds = build("process")
     training = "\n".join(d.text for d in ds.train)
     assert "Under " not in training and "becomes" not in training
-    expressions = [m.groups() for d in ds.train if (m := re.search(r" of ([a-z]+) ([a-z]+) ([a-z]+) (is|gives) ", d.text))]
+    expression = re.compile(r" of ([a-z]+) ([a-z]+) ([a-z]+) (is|gives) ")
+    expressions = [m.groups() for d in ds.train if (m := expression.search(d.text))]
     assert len(expressions) == 240
     for item in ds.items("held_out"):
         op, derived = item.meta["operator"], item.meta["derived"]

@@ -74,11 +74,10 @@ PRESETS: dict[str, Preset] = {
         shrunk=("reversal curse: 30 people and 10 templates per direction (400 documents, 100 questions per split) "
                 "instead of 90 and 30 (3,600); simple reversals: 40 facts x 5 articles (200 documents) instead of "
                 "100 x 10; syllogisms: full size; semantic structure: 300 documents, 50 questions per split and 5 "
-                "held-out categories instead of 2,200, up to 200 and 10; process knowledge: full size (328 documents, 120 "
-                "questions); in-context prompts capped at 4,096 tokens "
-                "instead of the model's 8,192; finetuning 100-300 LoRA steps on CPU; augmentation of a random "
-                "sample of 16-100 documents per family (local mode, global mode for the semantic structure) "
-                "instead of every document"),
+                "held-out categories instead of 2,200, up to 200 and 10; process knowledge: full size (328 "
+                "documents, 120 questions); in-context prompts capped at 4,096 tokens instead of the model's "
+                "8,192; finetuning 100-300 LoRA steps on CPU; augmentation of a random sample of 16-100 documents "
+                "per family (local mode, global mode for the semantic structure) instead of every document"),
     ),
     "paper": Preset(
         name="paper", recipe="paper",

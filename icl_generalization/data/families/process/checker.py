@@ -76,7 +76,7 @@ def _read_rules(ds: Dataset, problems: list[str]) -> _Knowledge:
     examples: list[tuple[str, tuple[str, ...]]] = []
     for doc in ds.train:
         text = doc.text.lower()
-        found: list[tuple[str, str, str]] = [m.groups() for p in _ATOM_RULES if (m := p.fullmatch(text))]  # type: ignore[misc]
+        found = [(m[1], m[2], m[3]) for p in _ATOM_RULES if (m := p.fullmatch(text))]  # procedure, atom, image
         if (m := _ATOM_RULE_IMAGE_FIRST.fullmatch(text)) is not None:
             found.append((m[3], m[1], m[2]))
         for proc, atom, image in found:
@@ -105,12 +105,12 @@ def _read_rules(ds: Dataset, problems: list[str]) -> _Knowledge:
     if len(know.proc) != 1:
         problems.append(f"training names {len(know.proc)} procedures ({', '.join(sorted(know.proc))}), not one")
     for doc_id, (_, a, op, b, *result) in examples:
-        rule = know.rules.get(op)
-        expected = rule.apply(a, b, know.image) if rule else None
+        stated = know.rules.get(op)
+        expected = stated.apply(a, b, know.image) if stated else None
         if expected != " ".join(result):
             problems.append(f"{doc_id}: worked example gives {' '.join(result)!r}, the rules give {expected!r}")
-        elif rule is not None:
-            know.shown.add((op, a if rule.derived == "A" else b))
+        elif stated is not None:
+            know.shown.add((op, a if stated.derived == "A" else b))
             know.met.add(frozenset((a, b)))
     return know
 

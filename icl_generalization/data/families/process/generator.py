@@ -238,7 +238,8 @@ def _held_out_partner(lex: _Lexicon, k: int, derived: str, tested: set[frozenset
             if not taken.intersection(options):
                 fits.append((kept, gold, options))
     if not fits:
-        raise UserError(f"process: no fresh partner left for {derived!r}: use more atoms or fewer items per combination")
+        raise UserError(f"process: no fresh partner left for {derived!r}: use more atoms or fewer "
+                        "items_per_combination")
     return rng.choice(fits)
 
 
