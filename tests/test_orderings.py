@@ -76,3 +76,16 @@ def test_within_noise_uses_the_clustered_standard_error() -> None:
     # One side clustered, the other not: the combined error is not fully clustered, and says so.
     cells[by_condition["FT"], reversal] = board.cells[by_condition["FT"], reversal]
     assert verdict(cells)["stderr_kind"] == "binomial"
+
+
+def test_a_claim_the_paper_does_not_make_is_marked() -> None:
+    # Process knowledge is in the paper's appendix without results: its claims are the study's general ones.
+    columns = (Column("process", "held_out"),)
+    rows = (Row("m", None, "ICL"), Row("m", "ft", "FT"))
+    cells = {(row, columns[0]): Cell(value, 0.03, 80, "t", "run") for row, value in zip(rows, (0.6, 0.2), strict=True)}
+    board = Leaderboard(metric="acc", rows=rows, columns=columns, cells=cells, chance={columns[0]: 0.125},
+                        fingerprints={"process": "f"}, runs=())
+    verdicts = check_orderings(board)
+    assert [(v["claim"], v["from_paper"], v["holds"]) for v in verdicts] == [("ICL > FT", False, True)]
+    assert "| process | held_out | ICL > FT (not in the paper) | 0.600 vs 0.200 |" in to_markdown(verdicts)
+    assert "(not in the paper)" not in to_markdown(check_orderings(_board()))
