@@ -31,12 +31,14 @@ PINNED = {
     "simple_reversal": "839846ce78da2709a581241cee02d813f6dfa7646ff7255aef9b224d3d8e77f4",
     "syllogism": "093f739afc997c7d7bdc3c1959626c0894d787a02a48a25a75477a942d784c30",
     "semantic": "18a5625b6b821c315913f2c2d867c59a3ffe068a5397456a0096b086d83d173b",
+    "process": "7a0cc15b572766142d3e0d32723825305c966f5f6f1588f2ef4abd122e8cce9d",
 }
 COUNTS = {  # (training documents, {split: items})
     "simple_reversal": (1000, {"reversal": 100}),
     "syllogism": (169, {"conclusion": 69, "balanced": 100}),
     # Split sizes are upper bounds: no word may be the answer to more than two items of a split.
     "semantic": (2200, {"rephrase": 200, "reversal": 199, "syllogism": 151, "category_holdout": 76}),
+    "process": (328, {"rule": 40, "held_out": 80}),
 }
 
 
@@ -67,6 +69,7 @@ def test_counts_match_the_study(family: str) -> None:
 @pytest.mark.parametrize(("family", "field", "value"), [
     ("simple_reversal", "n_facts", 0), ("simple_reversal", "articles_per_fact", 99),
     ("syllogism", "n_items", 0), ("semantic", "n_documents", 10), ("semantic", "holdout_categories", 0),
+    ("process", "n_atoms", 18), ("process", "phrasings", 4), ("process", "items_per_combination", 0),
 ])
 def test_bad_config_names_its_field(family: str, field: str, value: int) -> None:
     with pytest.raises(UserError, match=field):

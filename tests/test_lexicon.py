@@ -22,7 +22,7 @@ from icl_generalization.data.lexicon import (
     word_pool,
 )
 
-NONSENSE_FAMILIES = ("simple_reversal", "syllogism", "semantic")
+NONSENSE_FAMILIES = ("simple_reversal", "syllogism", "semantic", "process")
 
 
 def test_same_seed_same_words_and_different_seed_different_words() -> None:
@@ -89,9 +89,9 @@ def test_audit_flags_collisions() -> None:
 
 def test_families_draw_from_disjoint_word_pools() -> None:
     # One checkpoint trained on two families must not meet one word in two roles.
-    pools = {name: set(dataset_words(build(name))) for name in ("simple_reversal", "syllogism", "semantic")}
+    pools = {name: set(dataset_words(build(name))) for name in NONSENSE_FAMILIES}
     assert all(pools.values())
-    assert not pools["simple_reversal"] & pools["syllogism"]
-    assert not pools["simple_reversal"] & pools["semantic"]
-    assert not pools["syllogism"] & pools["semantic"]
+    for i, a in enumerate(NONSENSE_FAMILIES):
+        assert all(not pools[a] & pools[b] for b in NONSENSE_FAMILIES[i + 1:]), a
     assert {word_pool(w) for w in pools["syllogism"]} == {"syllogism"}
+    assert {word_pool(w) for w in pools["process"]} == {"process"}

@@ -91,3 +91,16 @@ def test_each_model_is_judged_on_its_own_rows() -> None:
         "m": ("m · ICL", 0.4, True), "n": ("n · ICL", -0.4, False)}
     assert reversal["m"]["ci"] == "no CI (samples not logged)" and reversal["m"]["ci_low"] is None
     assert "| n | semantic | reversal | ICL > FT | 0.300 vs 0.700 |" in to_markdown(list(reversal.values()))
+
+
+def test_a_claim_the_paper_does_not_make_is_marked() -> None:
+    # Process knowledge is in the paper's appendix without results: its claims are the study's general ones.
+    columns = (Column("process", "held_out"),)
+    rows = (Row("m", None, "ICL"), Row("m", "ft", "FT"))
+    cells = {(row, columns[0]): Cell(value, 0.03, 80, "t", "run") for row, value in zip(rows, (0.6, 0.2), strict=True)}
+    board = Leaderboard(metric="acc", rows=rows, columns=columns, cells=cells, chance={columns[0]: 0.125},
+                        fingerprints={"process": "f"}, runs=())
+    verdicts = check_orderings(board)
+    assert [(v["claim"], v["from_paper"], v["holds"]) for v in verdicts] == [("ICL > FT", False, True)]
+    assert "| m | process | held_out | ICL > FT (not in the paper) | 0.600 vs 0.200 |" in to_markdown(verdicts)
+    assert "(not in the paper)" not in to_markdown(check_orderings(_board()))

@@ -22,6 +22,7 @@ SPLITS = {
     "simple_reversal": ("reversal",),
     "syllogism": ("conclusion", "balanced"),
     "semantic": ("rephrase", "reversal", "syllogism", "category_holdout"),
+    "process": ("rule", "held_out"),
 }
 EXPECTED = {f"icl_gen_{family}_{split}{suffix}" for family, splits in SPLITS.items() for split in splits
             for suffix in ("", "_icl")}
@@ -37,6 +38,11 @@ MOVED = {
     "icl_generalization.sweep.aggregate": "mean",
 }
 SNAPSHOT = Path(__file__).parent / "data" / "resolved_task_configs.json"
+# Families registered after the snapshot was taken. Each of their tasks is compared with the snapshot's task of
+# the same condition in this reference family, with only the names that must differ (task, dataset_kwargs,
+# group members) put back: a new family gets exactly the settings the layout gives every family.
+REFERENCE_FAMILY, REFERENCE_SPLIT = "simple_reversal", "reversal"
+ADDED_SINCE_SNAPSHOT = ("process",)
 
 
 def _moved(value: object) -> object:
@@ -82,18 +88,46 @@ def _without_version(config: dict[str, Any]) -> tuple[dict[str, Any], object]:
     return {**config, "metadata": metadata}, version
 
 
+def _family_of(name: str) -> str | None:
+    return next((f for f in FAMILIES if name == f"iclgen_{f}" or name.startswith(f"icl_gen_{f}_")), None)
+
+
+def _as_reference(name: str, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A task or group of a family added after the snapshot, renamed to its reference family's counterpart."""
+    family = _family_of(name)
+    assert family is not None, name
+    if name == f"iclgen_{family}":
+        reference = f"iclgen_{REFERENCE_FAMILY}"
+        assert set(config["task"]) == {t for t in EXPECTED if t.startswith(f"icl_gen_{family}_")}, name
+        return reference, {**config, "group": reference,
+                           "task": [f"icl_gen_{REFERENCE_FAMILY}_{REFERENCE_SPLIT}{s}" for s in ("", "_icl")]}
+    kwargs = dict(config["dataset_kwargs"])
+    split = REFERENCE_SPLIT if kwargs["condition"] != "icl_sweep" else FAMILIES[REFERENCE_FAMILY].sweep_split
+    reference = name.replace(f"icl_gen_{family}_{kwargs['split']}", f"icl_gen_{REFERENCE_FAMILY}_{split}").replace(
+        f"icl_gen_{family}_icl_sweep", f"icl_gen_{REFERENCE_FAMILY}_icl_sweep")
+    return reference, {**config, "task": reference,
+                       "dataset_kwargs": {**kwargs, "family": REFERENCE_FAMILY, "split": split}}
+
+
 def test_every_resolved_config_is_unchanged_by_the_template_layout() -> None:
     old = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-    assert set(old) == EXPECTED_TASKS | GROUPS
+    added = {n for n in EXPECTED_TASKS | GROUPS if _family_of(n) in ADDED_SINCE_SNAPSHOT}
+    assert set(old) == (EXPECTED_TASKS | GROUPS) - added
     new = resolved_configs(tasks_path())
-    assert set(new) == set(old)
-    for name in old:
-        new_config, new_version = _without_version(new[name])
-        old_config, _ = _without_version(_moved(old[name]))
+    assert set(new) == set(old) | added
+    for name in sorted(new):
+        config: dict[str, Any] = new[name]  # type: ignore[assignment]
+        reference = name
+        if name in added:
+            reference, config = _as_reference(name, config)
+        elif name == "iclgen":  # the suite lists the added families' groups after the snapshot's
+            assert config["task"] == [*old[name]["task"], *(f"iclgen_{f}" for f in ADDED_SINCE_SNAPSHOT)]
+            config = {**config, "task": old[name]["task"]}
+        new_config, new_version = _without_version(config)
+        old_config, _ = _without_version(_moved(old[reference]))
         assert new_config == old_config, name
         # Versions come from the family registry (bumped whenever a family's data changes), not the snapshot.
-        family = next((f for f in FAMILIES if name in (f"iclgen_{f}", *[t for t in EXPECTED_TASKS
-                                                                         if t.startswith(f"icl_gen_{f}_")])), None)
+        family = _family_of(name)
         if family is not None:
             assert new_version == FAMILIES[family].task_version, name
 

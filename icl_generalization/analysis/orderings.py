@@ -116,7 +116,8 @@ def check_orderings(board: Leaderboard, bootstrap: BootstrapConfig | None = None
                         kind = CLUSTERED if a.stderr_kind == b.stderr_kind == CLUSTERED else BINOMIAL
                         verdicts.append({
                             "model": model, "family": family, "split": claim.split, "claim": claim.text(),
-                            "relation": claim.relation, "left_row": a.label, "right_row": b.label,
+                            "relation": claim.relation, "from_paper": claim.from_paper,
+                            "left_row": a.label, "right_row": b.label,
                             "left": round(a.value, 4), "right": round(b.value, 4), "difference": round(diff, 4),
                             "stderr": round(se, 4), "stderr_kind": kind, "within_noise": _within_noise(diff, se),
                             "holds": _holds(claim.relation, diff, se),
@@ -135,7 +136,8 @@ def to_markdown(verdicts: list[dict[str, Any]], bootstrap: BootstrapConfig | Non
         verdict = "yes" if v["holds"] else "**no**"
         if v["within_noise"] and v["relation"] != "~":  # for "~" within noise is what holds means
             verdict += " (within noise)"
-        lines.append(f"| {markdown_text(v['model'])} | {v['family']} | {v['split']} | {v['claim']} | "
+        claim = v["claim"] if v.get("from_paper", True) else f"{v['claim']} (not in the paper)"
+        lines.append(f"| {markdown_text(v['model'])} | {v['family']} | {v['split']} | {claim} | "
                      f"{v['left']:.3f} vs {v['right']:.3f} | {v['difference']:+.3f} ± {v['stderr']:.3f} "
                      f"({v['stderr_kind']}) | {verdict} | {v['ci']} |")  # our own text: numbers and a method
     if bootstrap is not None:

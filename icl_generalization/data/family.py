@@ -42,7 +42,9 @@ class Claim:
 
     ``right`` is a condition ("ICL", "FT", "augmented FT", "pretrained") or "chance"; it is read on
     ``right_split`` (default: ``split``). "~" means within 2 standard errors. Plain data: the analysis stage
-    evaluates claims against a leaderboard, the family only states them.
+    evaluates claims against a leaderboard, the family only states them. ``from_paper`` is False for a claim the
+    paper does not report for this family (the study's general ordering applied to a family it lists without
+    results); reports mark those.
     """
 
     split: str
@@ -50,6 +52,7 @@ class Claim:
     relation: Relation
     right: str
     right_split: str | None = None
+    from_paper: bool = True
 
     def text(self) -> str:
         if self.right_split is None:

@@ -89,15 +89,19 @@ PRESETS: dict[str, Preset] = {
                 ft_steps=200, ft_split="none", aug_split="independent", max_length=512,
                 augment={"mode": "global", "sample": 16, "outputs_per_input": 1, "max_new_tokens": 128,
                          "context_budget": 3072}),
+            # One-sentence rules and worked examples: local augmentation of each, like the simple reversals.
+            "process": FamilyPlan(
+                ft_steps=150, augment={"mode": "local", "sample": 60, "outputs_per_input": 2, "max_new_tokens": 48}),
         },
         shrunk=("reversal curse: 30 people and 10 templates per direction (400 documents, 100 questions per split) "
                 "instead of 90 and 30 (3,600); simple reversals: 40 facts x 5 articles (200 documents) instead of "
                 "100 x 10; syllogisms: full size; semantic structure: 300 documents, 50 questions per split and 5 "
-                "held-out categories instead of 2,200, up to 200 and 10; in-context prompts capped at 4,096 tokens "
-                "instead of the model's 8,192; finetuning 100-300 LoRA steps on CPU; augmentation of a random "
-                "sample of 16-100 documents per family (local mode, global mode for the semantic structure) "
-                "instead of every document; the matched-budget comparison of augmentation strategies on the "
-                "reversal curse only, 4,000 added tokens each, generated from a sample of 100 documents"),
+                "held-out categories instead of 2,200, up to 200 and 10; process knowledge: full size (328 "
+                "documents, 120 questions); in-context prompts capped at 4,096 tokens instead of the model's "
+                "8,192; finetuning 100-300 LoRA steps on CPU; augmentation of a random sample of 16-100 documents "
+                "per family (local mode, global mode for the semantic structure) instead of every document; the "
+                "matched-budget comparison of augmentation strategies on the reversal curse only, 4,000 added "
+                "tokens each, generated from a sample of 100 documents"),
     ),
     "paper": Preset(
         name="paper", recipe="paper",
@@ -107,6 +111,7 @@ PRESETS: dict[str, Preset] = {
             "syllogism": FamilyPlan(ft_steps=300, augment={"mode": "local", "outputs_per_input": 3}),
             "semantic": FamilyPlan(ft_steps=1000, ft_split="none", aug_split="independent",
                                    augment={"mode": "global", "outputs_per_input": 1, "max_new_tokens": 512}),
+            "process": FamilyPlan(ft_steps=500, augment={"mode": "local", "outputs_per_input": 3}),
         },
         shrunk="nothing: the study's sizes, every document augmented",
     ),
@@ -122,6 +127,8 @@ PRESETS: dict[str, Preset] = {
             "syllogism": FamilyPlan(ft_steps=2,
                                     augment={"mode": "global", "limit": 2, "outputs_per_input": 1,
                                              "max_new_tokens": 8}),
+            "process": FamilyPlan(ft_steps=2, augment={"mode": "local", "limit": 2, "outputs_per_input": 1,
+                                                       "max_new_tokens": 8}),
         },
         shrunk="everything: a pipeline check, not a measurement",
     ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from icl_generalization.core.errors import UserError
-from icl_generalization.data.families import reversal_curse, semantic, simple_reversal, syllogism
+from icl_generalization.data.families import process, reversal_curse, semantic, simple_reversal, syllogism
 from icl_generalization.data.family import Family
 from icl_generalization.data.records import Dataset
 
@@ -22,6 +22,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     simple_reversal.FAMILY,
     syllogism.FAMILY,
     semantic.FAMILY,
+    process.FAMILY,
 )}
 
 
