@@ -364,9 +364,12 @@ def test_names_from_results_stay_inside_compare_out_and_inert(tmp_path: Path, ca
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("board")} == before  # nothing outside --out
     assert sorted(p.name for p in (tmp_path / "board").iterdir()) == [
-        MARKER, "escaped.png", "leaderboard.csv", "leaderboard.html", "leaderboard.json", "leaderboard.md"]
+        MARKER, "escaped.png", "leaderboard.csv", "leaderboard.html", "leaderboard.json", "leaderboard.md",
+        "orderings.csv"]
     csv_text = (tmp_path / "board" / "leaderboard.csv").read_text()
     assert '\'=HYPERLINK' in csv_text and "\n=HYPERLINK" not in csv_text and ",=HYPERLINK" not in csv_text
+    orderings = (tmp_path / "board" / "orderings.csv").read_text()
+    assert "\n=HYPERLINK" not in orderings and ",=HYPERLINK" not in orderings
     for page in ("leaderboard.md", "leaderboard.html"):
         assert "<script>" not in (tmp_path / "board" / page).read_text()
     assert "<script>" not in proc.stdout
