@@ -1,5 +1,8 @@
 """``icl-gen compare``'s outputs: the leaderboard as markdown, CSV, JSON, figures and an HTML page in one folder.
 
+The forgetting controls get their own section (markdown, HTML), columns appended after the families' (CSV) and
+``controls`` entries (JSON).
+
 Every name in them comes from results files, so it goes through ``safe_text`` on its way into a file name, a
 CSV cell or markdown (the HTML page escapes its own).
 """
@@ -13,7 +16,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from icl_generalization.analysis.html_report import to_html
-from icl_generalization.analysis.leaderboard import STDERR_LEGEND, Leaderboard, format_cell
+from icl_generalization.analysis.leaderboard import (
+    CONTROL_LEGEND,
+    STDERR_LEGEND,
+    Leaderboard,
+    Row,
+    format_cell,
+    format_change,
+)
 from icl_generalization.analysis.plots import family_figure
 from icl_generalization.analysis.safe_text import csv_text, inside, markdown_code, markdown_text, unique_slugs
 from icl_generalization.core.paths import atomic_write_bytes, atomic_write_text
@@ -44,6 +54,7 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> st
         lines += ["", f"items per cell: {', '.join(map(str, counts))}", ""]
         if figures and family in figures:
             lines += [f"![{markdown_text(family)}]({figures[family]})", ""]
+    lines += _controls_markdown(board)
     lines += ["## Runs", ""]
     for run in board.runs:
         sha = f", checkpoint sha256 {run.checkpoint_sha256[:16]}" if run.checkpoint_sha256 else ""
@@ -51,6 +62,28 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> st
     if board.notes:
         lines += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in board.notes]
     return "\n".join(lines) + "\n"
+
+
+def _controls_markdown(board: Leaderboard) -> list[str]:
+    """The forgetting-control section: per control, each row's accuracy and its change against pretrained."""
+    names = board.control_names()
+    if not names:
+        return []
+    lines = ["## Forgetting control", "", CONTROL_LEGEND, ""]
+    for name in names:
+        fingerprint, source = board.control_sources.get(name, (None, None))
+        lines.append(f"- {markdown_text(name)}: facts from {markdown_text(source or 'an unnamed source')}, "
+                     f"fingerprint {markdown_code(fingerprint[:16] if fingerprint else 'unknown')}")
+    header = " | ".join(f"{markdown_text(n)} | {markdown_text(n)}: change vs pretrained" for n in names)
+    lines += ["", f"| model | condition | {header} |", "|---|---|" + "---:|---:|" * len(names)]
+    for row in board.rows:
+        if not any((row, n) in board.controls for n in names):
+            continue
+        cells = " | ".join(f"{format_cell(board.controls.get((row, n)))} | "
+                           f"{format_change(board.control_changes.get((row, n)))}" for n in names)
+        lines.append(f"| {markdown_text(row.model_label)} | {markdown_text(row.condition)} | {cells} |")
+    lines.append("| *chance* | | " + " | ".join(f"{_fmt(board.control_chance.get(n))} | " for n in names) + " |")
+    return [*lines, ""]
 
 
 def to_csv(board: Leaderboard) -> str:
@@ -65,6 +98,9 @@ def to_csv(board: Leaderboard) -> str:
     for col in board.columns:
         header += [f"{col.label} {board.metric}", f"{col.label} stderr", f"{col.label} n"]
     header += [f"{col.label} {suffix}" for col in board.columns for suffix in ("stderr kind", "clusters")]
+    controls = board.control_names()
+    header += [f"control/{name} {suffix}" for name in controls
+               for suffix in (board.metric, "stderr", "n", "change", "change stderr", "change kind")]
     writer.writerow([csv_text(name) for name in header])
     for row in board.rows:
         line: list[str | float | int] = [csv_text(row.model), csv_text(row.checkpoint or ""), csv_text(row.condition)]
@@ -74,12 +110,22 @@ def to_csv(board: Leaderboard) -> str:
         for col in board.columns:
             cell = board.cells.get((row, col))
             line += ["", ""] if cell is None else [cell.stderr_kind, "" if cell.clusters is None else cell.clusters]
+        for name in controls:
+            control, change = board.controls.get((row, name)), board.control_changes.get((row, name))
+            line += ["", "", ""] if control is None else \
+                [control.value, "" if control.stderr is None else control.stderr, control.n]
+            line += ["", "", ""] if change is None else \
+                [change.value, "" if change.stderr is None else change.stderr, change.label()]
         writer.writerow(line)
     chance: list[str | float | int] = ["chance", "", ""]
     for col in board.columns:
         value = board.chance[col]
         chance += ["" if value is None else value, "", ""]
-    writer.writerow(chance + ["", ""] * len(board.columns))
+    chance += ["", ""] * len(board.columns)
+    for name in controls:
+        value = board.control_chance.get(name)
+        chance += ["" if value is None else value, "", "", "", "", ""]
+    writer.writerow(chance)
     return buffer.getvalue()
 
 
@@ -97,8 +143,18 @@ def to_json(board: Leaderboard) -> str:
                   "checkpoint_kind": run.checkpoint_kind, "checkpoint_sha256": run.checkpoint_sha256,
                   "tasks": sorted(run.tasks)} for run in board.runs],
         "notes": list(board.notes),
+        "controls": [{"model": r.model, "checkpoint": r.checkpoint, "condition": r.condition, "control": name,
+                      **asdict(cell), "change": _change_json(board, r, name)}
+                     for (r, name), cell in board.controls.items()],
+        "control_sources": {name: {"fingerprint": fp, "source": source}
+                            for name, (fp, source) in board.control_sources.items()},
     }
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
+def _change_json(board: Leaderboard, row: Row, control: str) -> dict[str, object] | None:
+    change = board.control_changes.get((row, control))
+    return None if change is None else asdict(change)
 
 
 def figure_names(board: Leaderboard) -> dict[str, str]:
