@@ -79,13 +79,15 @@ def lowest(session: nox.Session) -> None:
 
 
 def check_wheel_contents(wheel: Path) -> None:
-    """Every task YAML, prompt and recipe of the checkout is in the wheel; nothing from tests/ is."""
+    """Every task YAML, prompt, recipe and control fact set of the checkout is in the wheel; nothing from tests/ is."""
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"icl_generalization/lm_eval_tasks/{p.relative_to(ROOT / 'lm_eval_tasks').as_posix()}"
                 for p in (ROOT / "lm_eval_tasks").rglob("*") if p.suffix in (".yaml", ".md")}
     expected |= {f"icl_generalization/recipe_presets/{p.name}" for p in (ROOT / "adapters" / "recipes").glob("*.yaml")}
     prompts = ROOT / "icl_generalization" / "training" / "prompts"
     expected |= {p.relative_to(ROOT).as_posix() for p in prompts.iterdir() if p.suffix in (".txt", ".md")}
+    controls = ROOT / "icl_generalization" / "data" / "controls"
+    expected |= {p.relative_to(ROOT).as_posix() for p in controls.rglob("*") if p.suffix in (".jsonl", ".json")}
     missing = sorted(expected - names)
     from_tests = sorted(n for n in names if n.startswith("tests/") or "/tests/" in n or "conftest" in n)
     if missing or from_tests:

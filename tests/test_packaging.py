@@ -25,14 +25,15 @@ def test_wheel_ships_tasks_recipes_and_prompts(tmp_path: Path) -> None:
     probe = ("from icl_generalization.core.paths import tasks_path;"
              "from icl_generalization.training.recipes import load_recipe;"
              "from icl_generalization.training.strategies import prompt_template;"
+             "from icl_generalization.data.controls import CONTROLS;"
              "print(tasks_path(), len([*tasks_path().rglob('*.yaml'), *tasks_path().rglob('*_yaml')]),"
              " load_recipe('cpu-small').name,"
-             " len(prompt_template('global')) > 0)")
+             " len(prompt_template('global')) > 0, CONTROLS['world_facts'].check(CONTROLS['world_facts'].load()))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0].startswith(str(target)) and int(out[1]) == len([*(ROOT / "lm_eval_tasks").rglob("*.yaml"),
                                                                      *(ROOT / "lm_eval_tasks").rglob("*_yaml")])
-    assert out[2:] == ["cpu-small", "True"]
+    assert out[2:] == ["cpu-small", "True", "[]"]  # the control's fact set ships, and its golds check
 
 
 @functools.cache  # nox registers each session once per process
@@ -74,5 +75,6 @@ def test_wheel_contents_check_catches_a_missing_yaml_and_a_test_file(tmp_path: P
     wheel = tmp_path / "icl_generalization-0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("tests/conftest.py", "")
-    with pytest.raises(RuntimeError, match=r"missing \[.*icl_gen_reversal_curse_p2d\.yaml.*from tests/: \['tests/"):
+    with pytest.raises(RuntimeError, match=r"missing \[.*world_facts/items\.jsonl.*icl_gen_reversal_curse_p2d\.yaml.*"
+                                           r"from tests/: \['tests/"):
         nox_file.check_wheel_contents(wheel)

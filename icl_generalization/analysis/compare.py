@@ -2,6 +2,9 @@
 and with it the paper's orderings (each difference with its bootstrap interval) in the same files and
 ``orderings.csv``.
 
+The forgetting controls get their own section (markdown, HTML), columns appended after the families' (CSV) and
+``controls`` entries (JSON).
+
 Every name in them comes from results files, so it goes through ``safe_text`` on its way into a file name, a
 CSV cell or markdown (the HTML page escapes its own).
 """
@@ -15,7 +18,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from icl_generalization.analysis.html_report import to_html
-from icl_generalization.analysis.leaderboard import STDERR_LEGEND, Leaderboard, format_cell
+from icl_generalization.analysis.leaderboard import (
+    CONTROL_LEGEND,
+    STDERR_LEGEND,
+    Leaderboard,
+    Row,
+    format_cell,
+    format_change,
+)
 from icl_generalization.analysis.orderings import Orderings
 from icl_generalization.analysis.orderings import to_csv as orderings_csv
 from icl_generalization.analysis.orderings import to_markdown as orderings_markdown
@@ -62,6 +72,7 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None, order
         lines += ["## Accuracy against tokens added", "",
                   "Tokens each finetuned row's augmentation added to the training data (the base model's tokenizer; "
                   "0 for plain FT). `FT + NAME` rows are strategies cut to a matched token budget.", "", tokens]
+    lines += _controls_markdown(board)
     lines += ["## Runs", ""]
     for run in board.runs:
         sha = f", checkpoint sha256 {run.checkpoint_sha256[:16]}" if run.checkpoint_sha256 else ""
@@ -69,6 +80,28 @@ def to_markdown(board: Leaderboard, figures: dict[str, str] | None = None, order
     if board.notes:
         lines += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in board.notes]
     return "\n".join(lines) + "\n"
+
+
+def _controls_markdown(board: Leaderboard) -> list[str]:
+    """The forgetting-control section: per control, each row's accuracy and its change against pretrained."""
+    names = board.control_names()
+    if not names:
+        return []
+    lines = ["## Forgetting control", "", CONTROL_LEGEND, ""]
+    for name in names:
+        fingerprint, source = board.control_sources.get(name, (None, None))
+        lines.append(f"- {markdown_text(name)}: facts from {markdown_text(source or 'an unnamed source')}, "
+                     f"fingerprint {markdown_code(fingerprint[:16] if fingerprint else 'unknown')}")
+    header = " | ".join(f"{markdown_text(n)} | {markdown_text(n)}: change vs pretrained" for n in names)
+    lines += ["", f"| model | condition | {header} |", "|---|---|" + "---:|---:|" * len(names)]
+    for row in board.rows:
+        if not any((row, n) in board.controls for n in names):
+            continue
+        cells = " | ".join(f"{format_cell(board.controls.get((row, n)))} | "
+                           f"{format_change(board.control_changes.get((row, n)))}" for n in names)
+        lines.append(f"| {markdown_text(row.model_label)} | {markdown_text(row.condition)} | {cells} |")
+    lines.append("| *chance* | | " + " | ".join(f"{_fmt(board.control_chance.get(n))} | " for n in names) + " |")
+    return [*lines, ""]
 
 
 def to_csv(board: Leaderboard) -> str:
@@ -83,6 +116,9 @@ def to_csv(board: Leaderboard) -> str:
     for col in board.columns:
         header += [f"{col.label} {board.metric}", f"{col.label} stderr", f"{col.label} n"]
     header += [f"{col.label} {suffix}" for col in board.columns for suffix in ("stderr kind", "clusters")]
+    controls = board.control_names()
+    header += [f"control/{name} {suffix}" for name in controls
+               for suffix in (board.metric, "stderr", "n", "change", "change stderr", "change kind")]
     writer.writerow([csv_text(name) for name in header])
     for row in board.rows:
         line: list[str | float | int] = [csv_text(row.model), csv_text(row.checkpoint or ""), csv_text(row.condition)]
@@ -92,12 +128,22 @@ def to_csv(board: Leaderboard) -> str:
         for col in board.columns:
             cell = board.cells.get((row, col))
             line += ["", ""] if cell is None else [cell.stderr_kind, "" if cell.clusters is None else cell.clusters]
+        for name in controls:
+            control, change = board.controls.get((row, name)), board.control_changes.get((row, name))
+            line += ["", "", ""] if control is None else \
+                [control.value, "" if control.stderr is None else control.stderr, control.n]
+            line += ["", "", ""] if change is None else \
+                [change.value, "" if change.stderr is None else change.stderr, change.label()]
         writer.writerow(line)
     chance: list[str | float | int] = ["chance", "", ""]
     for col in board.columns:
         value = board.chance[col]
         chance += ["" if value is None else value, "", ""]
-    writer.writerow(chance + ["", ""] * len(board.columns))
+    chance += ["", ""] * len(board.columns)
+    for name in controls:
+        value = board.control_chance.get(name)
+        chance += ["" if value is None else value, "", "", "", "", ""]
+    writer.writerow(chance)
     return buffer.getvalue()
 
 
@@ -134,11 +180,21 @@ def to_json(board: Leaderboard, orderings: Orderings | None = None) -> str:
         "notes": list(board.notes),
         "tokens_added": [{"model": r.model, "checkpoint": r.checkpoint, "condition": r.condition, "tokens": n}
                          for r, n in board.tokens_added.items()],
+        "controls": [{"model": r.model, "checkpoint": r.checkpoint, "condition": r.condition, "control": name,
+                      **asdict(cell), "change": _change_json(board, r, name)}
+                     for (r, name), cell in board.controls.items()],
+        "control_sources": {name: {"fingerprint": fp, "source": source}
+                            for name, (fp, source) in board.control_sources.items()},
     }
     if orderings is not None:
         payload["orderings"] = orderings.verdicts
         payload["bootstrap"] = asdict(orderings.bootstrap)
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
+def _change_json(board: Leaderboard, row: Row, control: str) -> dict[str, object] | None:
+    change = board.control_changes.get((row, control))
+    return None if change is None else asdict(change)
 
 
 def figure_names(board: Leaderboard) -> dict[str, str]:

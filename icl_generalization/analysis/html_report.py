@@ -7,7 +7,7 @@ import base64
 from html import escape
 
 from icl_generalization.analysis.bootstrap import legend
-from icl_generalization.analysis.leaderboard import Leaderboard, format_cell
+from icl_generalization.analysis.leaderboard import CONTROL_LEGEND, Leaderboard, format_cell, format_change
 from icl_generalization.analysis.orderings import Orderings
 
 STYLE = """
@@ -71,9 +71,39 @@ def _orderings_section(orderings: Orderings | None) -> str:
             "</section>")
 
 
+def _controls_section(board: Leaderboard) -> str:
+    """Each forgetting control's accuracy per row and its change against the same model's pretrained score."""
+    names = board.control_names()
+    if not names:
+        return ""
+    recorded = {n: board.control_sources.get(n, (None, None)) for n in names}
+    sources = "".join(f"<li>{escape(n)}: facts from {escape(source or 'an unnamed source')}, fingerprint "
+                      f"<code>{escape((fingerprint or 'unknown')[:16])}</code></li>"
+                      for n, (fingerprint, source) in recorded.items())
+    head = "<th>model</th><th>condition</th>" + "".join(
+        f"<th>{escape(n)}</th><th>{escape(n)}: change vs pretrained</th>" for n in names)
+    body = []
+    for row in board.rows:
+        if not any((row, n) in board.controls for n in names):
+            continue
+        tds = "".join(
+            f'<td class="num" data-control="{escape(n)}">{escape(format_cell(board.controls.get((row, n))))}</td>'
+            f'<td class="num" data-change="{escape(n)}">'
+            f"{escape(format_change(board.control_changes.get((row, n))))}</td>" for n in names)
+        body.append(f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td>'
+                    f"<td>{escape(row.condition)}</td>{tds}</tr>")
+    rates = [board.control_chance.get(n) for n in names]
+    chance = "".join(f'<td class="num">{"–" if r is None else f"{r:.3f}"}</td><td></td>' for r in rates)
+    body.append(f'<tr class="chance"><td>chance</td><td></td>{chance}</tr>')
+    return (f'<section class="controls" id="forgetting-control"><h2>Forgetting control</h2>'
+            f"<p>{escape(CONTROL_LEGEND)}</p><ul>{sources}</ul>"
+            f'<table class="controls"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>')
+
+
 def to_html(board: Leaderboard, figures: dict[str, bytes], orderings: Orderings | None = None) -> str:
     sections = "".join(_family_section(board, family, figures.get(family)) for family in board.families())
     sections += _orderings_section(orderings)
+    sections += _controls_section(board)
     runs = "".join(f"<li><code>{escape(str(run.path))}</code>: {escape(run.label)}"
                    + (f" (checkpoint sha256 <code>{escape(run.checkpoint_sha256[:16])}</code>)"
                       if run.checkpoint_sha256 else "") + "</li>" for run in board.runs)

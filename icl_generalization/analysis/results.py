@@ -76,6 +76,10 @@ class TaskResult:
         return self.provenance.split
 
     @property
+    def control(self) -> str | None:
+        return self.provenance.control
+
+    @property
     def condition(self) -> str | None:
         return self.provenance.condition
 

@@ -88,6 +88,10 @@ class Provenance(_Lenient):
 
     family: Text | None = None
     split: Text | None = None
+    # A forgetting control's task names its control instead of a family and split.
+    control: Text | None = None
+    source: Text | None = None
+    source_version: Text | None = None
     condition: Text | None = None
     fingerprint: Text | None = None
     chance: Probability | None = None

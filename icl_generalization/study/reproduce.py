@@ -2,7 +2,10 @@
 
 Per family: write the data; evaluate the pretrained model closed-book and in context; finetune (FT) and
 evaluate; augment the training data with the model's own in-context inferences, finetune on both (augmented
-FT) and evaluate; then one leaderboard over everything, with the paper's orderings checked against it.
+FT) and evaluate; then one leaderboard over everything, with the paper's orderings checked against it. Beside
+every model it scores (the pretrained one and each finetuned checkpoint) it scores the forgetting controls
+(``data/controls``: closed-book facts the base model already had), so the leaderboard shows what each
+finetune cost as well as what it gained.
 
 Every stage writes into its own folder under ``--out`` and leaves a ``stage.json`` marker when it finished;
 a rerun skips finished stages, and a stage that was interrupted starts again (finetuning resumes from its
@@ -11,7 +14,9 @@ last checkpoint, augmentation from its last written line).
 A finished stage records the key of everything that decided its result (the model's name and weights
 digest, the preset and its contents, the package version, the data seed and the family's dataset
 fingerprint); a rerun whose key differs in anything is refused before any stage runs, naming the difference,
-so one run folder never mixes results of two models, presets or datasets.
+so one run folder never mixes results of two models, presets or datasets. The control stages are stages of their
+own (``eval-control/...``), keyed by the controls' fingerprints as well: adding or changing a control runs or
+refuses only those, and leaves every family stage's key as it was.
 """
 
 from __future__ import annotations
@@ -141,6 +146,20 @@ def _strategy(folder: Path, family: str, model: str, plan: FamilyPlan, strategy:
             "inputs": stats.inputs, "new_tokens": stats.new_tokens, "generation_seconds": round(stats.seconds, 1)}
 
 
+def _control_tasks() -> list[str]:
+    from icl_generalization.data.controls import CONTROLS
+    from icl_generalization.tasks.names import control_task_name
+
+    return [control_task_name(name) for name in CONTROLS]
+
+
+def control_key(key: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """A control stage's key: the run's (or the family's) plus the fingerprint of every control it scores."""
+    from icl_generalization.data.controls import CONTROLS
+
+    return {**key, "control_fingerprints": {name: spec.load().fingerprint() for name, spec in CONTROLS.items()}}
+
+
 def _family_data(family: str, plan: FamilyPlan) -> Dataset:
     """The data a family's stages run on: the preset's generator overrides, default seed."""
     from icl_generalization.data.load import get_dataset
@@ -217,9 +236,15 @@ def _refuse_changed_key(out: Path, stages: list[Stage]) -> None:
                             f"delete {out / stage.name} to redo that stage")
 
 
+def _control_stage(name: str, model_args: str, preset: Preset, key: dict[str, JsonValue]) -> Stage:
+    # Closed-book over ~180 shipped questions: cheap, and the same for every model, so no metadata and no limit.
+    return Stage(name, partial(_evaluate, model_args=model_args, tasks=_control_tasks(), metadata="{}",
+                               preset=preset, limit=None), control_key(key))
+
+
 def plan_stages(model: str, preset: Preset, out: Path, families: list[str],
                 key: dict[str, JsonValue]) -> list[Stage]:
-    stages: list[Stage] = []
+    stages: list[Stage] = [_control_stage("eval-control/pretrained", f"pretrained={model}", preset, key)]
     for family in families:
         plan = preset.families[family]
         fkey: dict[str, JsonValue] = {**key, "dataset_fingerprint": _family_data(family, plan).fingerprint()}
@@ -234,6 +259,7 @@ def plan_stages(model: str, preset: Preset, out: Path, families: list[str],
                                                    kind="ft", corpus=None), fkey),
             Stage(f"eval-ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['ft']}", tasks=closed,
                                                metadata=meta, preset=preset, limit=plan.eval_limit), fkey),
+            _control_stage(f"eval-control/{family}-ft", f"checkpoint={manifests['ft']}", preset, fkey),
             Stage(f"augment/{family}", partial(_augment, family=family, model=model, plan=plan), fkey),
             Stage(f"finetune-aug_ft/{family}", partial(_finetune, family=family, model=model, plan=plan,
                                                        preset=preset, kind="aug_ft",
@@ -241,6 +267,7 @@ def plan_stages(model: str, preset: Preset, out: Path, families: list[str],
             Stage(f"eval-aug_ft/{family}", partial(_evaluate, model_args=f"checkpoint={manifests['aug_ft']}",
                                                    tasks=closed, metadata=meta, preset=preset,
                                                    limit=plan.eval_limit), fkey),
+            _control_stage(f"eval-control/{family}-aug_ft", f"checkpoint={manifests['aug_ft']}", preset, fkey),
         ]
         stages += _strategy_stages(model, preset, out, family, plan, fkey, meta, closed)
     stages.append(Stage("leaderboard", partial(_leaderboard, out=out, preset=preset, model=model), key, always=True))
@@ -263,6 +290,7 @@ def _strategy_stages(model: str, preset: Preset, out: Path, family: str, plan: F
             Stage(f"eval-strategy-{strategy}/{family}", partial(_evaluate, model_args=f"checkpoint={manifest}",
                                                                 tasks=closed, metadata=meta, preset=preset,
                                                                 limit=plan.eval_limit), fkey),
+            _control_stage(f"eval-control/{family}-strategy-{strategy}", f"checkpoint={manifest}", preset, fkey),
         ]
     return stages
 

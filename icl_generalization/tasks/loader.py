@@ -2,13 +2,16 @@
 
 lm-eval calls it with the YAML ``metadata``, ``--metadata`` and *all* ``--model_args`` merged into keyword
 arguments, plus the YAML ``dataset_kwargs``. The task identity (family, split, condition) travels in
-``dataset_kwargs``; the options a user may tune are parsed once into ``TaskOptions`` (see ``options.py``).
+``dataset_kwargs`` (a forgetting control's task carries only ``control``, and takes no options); the options a user
+may tune are parsed once into ``TaskOptions`` (see ``options.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from icl_generalization.tasks.control_rows import control_rows
 from icl_generalization.tasks.names import SWEEP, as_condition
 from icl_generalization.tasks.options import TaskOptions
 from icl_generalization.tasks.rows import task_rows
@@ -19,8 +22,6 @@ if TYPE_CHECKING:
 
 
 def load_task_dataset(family: str, split: str, condition: str, **kwargs: object) -> datasets.DatasetDict:
-    import datasets
-
     options = TaskOptions.from_lm_eval(kwargs)
     if condition == SWEEP:
         rows, provenance = sweep_rows(family, split, options)
@@ -28,6 +29,19 @@ def load_task_dataset(family: str, split: str, condition: str, **kwargs: object)
     else:
         built = task_rows(family, split, as_condition(condition), options)
         records, provenance = list(built.rows), built.provenance
+    return _as_dataset(records, provenance, kwargs)
+
+
+def load_control_dataset(control: str, **kwargs: object) -> datasets.DatasetDict:
+    """A forgetting control's documents (``data/controls``): closed-book, the same for every model and option."""
+    built = control_rows(control)
+    return _as_dataset(list(built.rows), built.provenance, kwargs)
+
+
+def _as_dataset(records: list[object], provenance: Mapping[str, object],
+                kwargs: Mapping[str, object]) -> datasets.DatasetDict:
+    import datasets
+
     # The YAML's metadata holds an empty ``provenance`` mapping; lm-eval passes that very object in
     # (a shallow merge keeps nested objects), so filling it here records the fingerprint, generator
     # version and context sizes in the results' task config.

@@ -1,9 +1,10 @@
 """The one place that spells task, group, tag and sweep-metric names.
 
 Tasks are ``icl_gen_<family>_<split>`` (closed book), ``icl_gen_<family>_<split>_icl`` (in context) and
-``icl_gen_<family>_icl_sweep``. Groups and tags are named outside the ``icl_gen_*`` pattern (``iclgen``,
-``iclgen_<family>``, ``iclgen_closed_book``, ``iclgen_icl``, ``iclgen_sweep``) because lm-eval matches a
-``--tasks`` glob against task, group *and* tag names, and a group matching ``icl_gen_*`` makes a run fail
+``icl_gen_<family>_icl_sweep``; a forgetting control (``data/controls``) is ``icl_gen_control_<name>``. Groups
+and tags are named outside the ``icl_gen_*`` pattern (``iclgen``, ``iclgen_<family>``, ``iclgen_closed_book``,
+``iclgen_icl``, ``iclgen_sweep``, ``iclgen_control``) because lm-eval matches a ``--tasks`` glob against task,
+group *and* tag names, and a group matching ``icl_gen_*`` makes a run fail
 with "Duplicate task".
 """
 
@@ -21,6 +22,9 @@ PREFIX = "icl_gen_"
 SUITE_GROUP = "iclgen"
 TAG_BY_CONDITION: dict[Condition, str] = {"closed_book": "iclgen_closed_book", "icl": "iclgen_icl"}
 SWEEP_TAG = "iclgen_sweep"
+# Controls are closed-book but kept out of ``iclgen_closed_book`` and the suite group: their accuracy measures
+# what a model kept, not what it learned, and must not be averaged with the families'.
+CONTROL_TAG = "iclgen_control"
 # The metric names of every sweep task, one per context length, as in lm-eval's RULER tasks. A YAML metric
 # list is static, so this menu is fixed here and a sweep runs a subset of it.
 SWEEP_LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -39,6 +43,10 @@ def task_name(family: str, split: str, condition: Condition) -> str:
 
 def sweep_task_name(family: str) -> str:
     return f"{PREFIX}{family}_{SWEEP}"
+
+
+def control_task_name(control: str) -> str:
+    return f"{PREFIX}control_{control}"
 
 
 def family_group(family: str) -> str:

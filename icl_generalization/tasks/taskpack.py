@@ -11,6 +11,10 @@ a family's in ``<family>/_default_template_yaml`` (its task version); a task fil
 templates, named as lm-eval's own (``_default_template_yaml``), are never registered as tasks; an include merges
 shallowly (a task file's key replaces the template's whole value), so no task file repeats a key the templates
 hold. Names come from ``names.py``.
+
+Forgetting controls (``data/controls``) live under ``controls/``: one template per control
+(``_<name>_template_yaml``: its loader and version) and one task file each, tagged ``iclgen_control`` and kept
+out of the suite group, whose mean they would distort.
 """
 
 from __future__ import annotations
@@ -22,15 +26,19 @@ from pathlib import Path
 import yaml
 
 from icl_generalization.core.paths import tasks_path
+from icl_generalization.data.controls import CONTROLS
+from icl_generalization.data.controls.control import ControlSpec
 from icl_generalization.data.families import FAMILIES
 from icl_generalization.data.family import Family
 from icl_generalization.tasks.names import (
+    CONTROL_TAG,
     SUITE_GROUP,
     SWEEP,
     SWEEP_LENGTHS,
     SWEEP_TAG,
     TAG_BY_CONDITION,
     Condition,
+    control_task_name,
     family_group,
     sweep_task_name,
     task_name,
@@ -99,6 +107,21 @@ def sweep_config(family: Family) -> Config:
     }
 
 
+def control_template(control: ControlSpec) -> Config:
+    return {"include": f"../{TEMPLATE}",
+            "custom_dataset": "!function icl_generalization.tasks.loader.load_control_dataset",
+            "metadata": {"version": control.task_version, "provenance": {}}}
+
+
+def control_config(control: ControlSpec) -> Config:
+    return {
+        "include": f"_{control.name}_template_yaml",
+        "task": control_task_name(control.name),
+        "tag": [CONTROL_TAG],
+        "dataset_kwargs": {"control": control.name},
+    }
+
+
 def group_config(name: str, tasks: list[str], version: float) -> Config:
     return {
         "group": name,
@@ -136,6 +159,9 @@ def render() -> dict[str, str]:
         files[f"{family.name}/_{group}.yaml"] = _dump(group_config(group, members, family.task_version), flow=False)
         suite.append(group)
     files[f"_{SUITE_GROUP}.yaml"] = _dump(group_config(SUITE_GROUP, suite, SUITE_VERSION), flow=False)
+    for control in CONTROLS.values():
+        files[f"controls/_{control.name}_template_yaml"] = _dump(control_template(control))
+        files[f"controls/{control_task_name(control.name)}.yaml"] = _dump(control_config(control))
     return files
 
 
