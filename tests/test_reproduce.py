@@ -125,9 +125,11 @@ def test_the_plan_scores_the_controls_beside_every_model_and_keys_them_apart(tin
     key = reproduce.run_key(model, preset)
     stages = {s.name: s for s in reproduce.plan_stages(model, preset, tmp_path, ["reversal_curse", "syllogism"], key)}
     controls = [name for name in stages if name.startswith("eval-control/")]
+    # smoke compares the augmentation strategies on the reversal curse: each strategy's checkpoint is scored too
     assert controls == ["eval-control/pretrained", "eval-control/reversal_curse-ft",
-                        "eval-control/reversal_curse-aug_ft", "eval-control/syllogism-ft",
-                        "eval-control/syllogism-aug_ft"]
+                        "eval-control/reversal_curse-aug_ft",
+                        *(f"eval-control/reversal_curse-strategy-{s}" for s in COMPARED_STRATEGIES),
+                        "eval-control/syllogism-ft", "eval-control/syllogism-aug_ft"]
     fingerprints = {name: spec.load().fingerprint() for name, spec in CONTROLS.items()}
     for name in controls:
         stage = stages[name]
