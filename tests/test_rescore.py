@@ -201,3 +201,22 @@ def test_tiny_model_eval_stores_priors_and_rescore_matches(tiny_model_path: Path
     assert priors is not None and set(priors.tasks) == set(tasks.split(","))
     rescored = rescore(tmp_path / "out")
     assert all(t.matches_live and t.acc_calibrated is not None and t.forms for t in rescored)
+
+
+def test_a_multi_process_launch_skips_the_priors_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rank 0 alone holds the results; rebuilding the model there would hang on the group the others left.
+    from icl_generalization.scoring import lm_eval_cli
+    from icl_generalization.study import evaluate as evaluation
+
+    def fake_lm_eval(args: list[str]) -> int:
+        (tmp_path / "out" / "m").mkdir(parents=True)
+        (tmp_path / "out" / "m" / "results_2026.json").write_text("{}", encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(lm_eval_cli, "run_lm_eval", fake_lm_eval)
+    monkeypatch.setattr(evaluation, "write_priors", lambda path: pytest.fail(f"priors written for {path}"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    lines: list[str] = []
+    assert evaluation.evaluate(["--tasks", "t", "--output_path", str(tmp_path / "out")], log=lines.append) == 0
+    assert len(lines) == 1 and "priors skipped under a multi-process launch" in lines[0]

@@ -8,6 +8,7 @@ unless ``--no_priors`` is given, the content-free priors of every results file t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,13 @@ def evaluate(args: list[str], log: Callable[[str], None] = print) -> int:
     before = _results_files(Path(output)) if output else set()
     code = run_lm_eval(args)
     if code != 0 or not output or not priors or (args and args[0] in ("ls", "validate")):
+        return code
+    # Under `accelerate launch` only rank 0 holds the results, and rebuilding the model there would wait on a
+    # process group the other ranks have already left; the priors are one single-process run away instead.
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if int(os.environ.get("RANK", "0")) == 0:
+            log("content-free priors skipped under a multi-process launch (calibrated accuracy will read n/a); "
+                "rerun the evaluation in one process to store them")
         return code
     for results_file in sorted(_results_files(Path(output)) - before):
         written = write_priors(results_file)
