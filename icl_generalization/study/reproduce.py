@@ -68,9 +68,19 @@ def _metadata(plan: FamilyPlan, preset: Preset, family: str) -> str:
     return json.dumps(meta)
 
 
+# What an evaluation stage writes (lm-eval's dated results and sample logs, the priors with their marker and lock).
+EVAL_OUTPUTS = ("results_*.json", "samples_*.jsonl", "priors_*.json", ".priors_*")
+
+
 def _evaluate(folder: Path, model_args: str, tasks: list[str], metadata: str, preset: Preset,
               limit: int | None) -> dict[str, Any]:
     from icl_generalization.study.evaluate import evaluate
+
+    # An evaluation is not resumable: the files of an attempt that was stopped before its stage was marked done
+    # (this run's own, inside its stage folder) go, or the leaderboard would read both attempts' dated results.
+    for pattern in EVAL_OUTPUTS:
+        for stale in sorted(folder.rglob(pattern)):
+            stale.unlink()
 
     # evaluate(): the per-sample logs and content-free priors `icl-gen rescore` reads are kept with the results.
     args = ["--model", "icl-gen", "--model_args", model_args, "--tasks", ",".join(tasks), "--metadata", metadata,
