@@ -35,17 +35,31 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory, default_model_path
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), default_model_path)
 
 
+def _linked_cache(cache: Path, default_model_path: Path) -> Path:
+    """An ICL_GEN_CACHE folder at ``cache`` with the converted default model linked in (nothing converted again)."""
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / default_model_path.name).symlink_to(default_model_path)
+    return cache
+
+
 @pytest.fixture()
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_model_path: Path) -> Path:
     """A fresh ICL_GEN_CACHE for task-building caches, with the converted default model linked in."""
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    (cache / "models" / default_model_path.name).symlink_to(default_model_path)
+    cache = _linked_cache(tmp_path / "cache", default_model_path)
     monkeypatch.setenv("ICL_GEN_CACHE", str(cache))
     from icl_generalization.tasks import rows
 
     rows.CACHE_STATS.update(built=0, read=0)
     return cache
+
+
+@pytest.fixture(scope="module")
+def task_cache(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Iterator[Path]:
+    """``isolated_cache`` shared by a module's tests (their task builds reuse each other's cached rows)."""
+    cache = _linked_cache(tmp_path_factory.mktemp("cache"), default_model_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ICL_GEN_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="session")

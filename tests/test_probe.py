@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,16 +118,6 @@ def test_a_cached_path_that_fails_after_its_probe_falls_back_for_the_rest(
     [line] = _warnings(caplog)
     assert "failed after its probe passed (RuntimeError: a shape the probe never met)" in line
     assert cached.prefix_cache_verdict() is not None  # not tried again on this model
-
-
-@pytest.fixture(scope="module")
-def task_cache(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("cache")
-    (cache / "models").mkdir()
-    (cache / "models" / default_model_path.name).symlink_to(default_model_path)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ICL_GEN_CACHE", str(cache))
-        yield cache
 
 
 def test_bf16_cached_scoring_chooses_the_same_answers_as_stock(task_cache: Path, tiny_model_path: Path,

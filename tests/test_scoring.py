@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,6 @@ MIN_TOKENS = 64
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def task_cache(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("cache")
-    (cache / "models").mkdir()
-    (cache / "models" / default_model_path.name).symlink_to(default_model_path)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ICL_GEN_CACHE", str(cache))
-        yield cache
 
 
 @pytest.fixture(scope="module")
