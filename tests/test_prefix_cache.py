@@ -18,6 +18,7 @@ from icl_generalization.scoring.prefix_cache import (
     forward_bytes,
     generate_from_prefix,
     packed_masks,
+    packing_unsupported_reason,
     score_continuations,
     tokens_per_forward,
     unsupported_reason,
@@ -130,9 +131,12 @@ def test_unsupported_models_are_named() -> None:
     # Sliding layers have a packed mask now; chunked or recurrent layers do not.
     windowed = _model("sdpa", layer_types=["sliding_attention", "full_attention"], sliding_window=16)
     assert unsupported_reason(windowed) is None
+    assert packing_unsupported_reason(windowed) is None
+    # Recurrent or chunked layers rule out packing only: the unpacked mode (the model's own masks) may still serve.
     hybrid = SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa",
                                                     layer_types=["linear_attention", "full_attention"]))
-    assert "linear_attention" in (unsupported_reason(hybrid) or "")
+    assert unsupported_reason(hybrid) is None
+    assert "linear_attention" in (packing_unsupported_reason(hybrid) or "")
 
 
 def test_config_validation_names_the_field() -> None:

@@ -79,25 +79,47 @@ def test_a_half_precision_model_is_proved_in_float32_and_put_back_as_it_was() ->
     assert cached_path_verdict(model, 512).trusted
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         assert tensor.dtype == before[name].dtype and torch.equal(tensor, before[name]), name
-    # In bf16 alone MPT's error (0.12 nats here) hides under the rounding; the float32 stage finds it.
+    # In bf16 alone MPT's packing error (0.12 nats here) hides under the rounding; the float32 stage finds it, and
+    # the unpacked mode (ALiBi from the model's own mask) passes both stages.
     mpt = build("mpt", None).to(torch.bfloat16)
-    reason = cached_path_verdict(mpt, 512).reason or ""
-    assert "differs by up to" in reason and "in float32" in reason
+    verdict = cached_path_verdict(mpt, 512)
+    assert verdict.trusted and not verdict.packed
+    assert "differs by up to" in (verdict.unpacked_because or "") and "in float32" in (verdict.unpacked_because or "")
     assert all(p.dtype == torch.bfloat16 for p in mpt.parameters())
 
 
-@pytest.mark.parametrize("architecture", ["mpt", "bloom"])  # silently wrong; crashing
-def test_a_refused_model_is_scored_the_stock_way_with_one_log_line(architecture: str, tokenizer: Any,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("architecture", ["mpt", "bloom", "gpt_neo"])  # packing: silently wrong; crashing; wrong
+def test_a_model_packing_fails_on_is_scored_unpacked_with_one_log_line(architecture: str, tokenizer: Any,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
     model = build(architecture, None, {"vocab_size": len(tokenizer)})
+    stock, cached = _hflms(model, tokenizer)
+    requests = _requests()
+    with caplog.at_level(logging.INFO, logger=cached_hflm.__name__):
+        got = cached.loglikelihood(requests, disable_tqdm=True)
+        assert cached.loglikelihood(requests, disable_tqdm=True) == got  # a second call: no second line
+    expected = stock.loglikelihood(requests, disable_tqdm=True)
+    assert [g for _, g in got] == [e for _, e in expected]
+    assert max(abs(a - b) for (a, _), (b, _) in zip(got, expected, strict=True)) < 1e-4
+    [line] = [r.getMessage() for r in caplog.records if "unpacked" in r.getMessage()]
+    assert line.startswith("prefix cache unpacked (one forward per continuation after the cached prefix): packing ")
+    assert not _warnings(caplog)
+    assert cached.prefix_stats["groups"] == 2 * 2  # two contexts, scored twice
+    # Unpacked, every continuation runs whole: each question once per choice.
+    assert cached.prefix_stats["packed_tokens"] == cached.prefix_stats["planned_tokens"]
+
+
+def test_a_model_both_modes_fail_on_is_scored_the_stock_way_with_one_log_line(
+        tokenizer: Any, caplog: pytest.LogCaptureFixture) -> None:
+    model = build("openai-gpt", None, {"vocab_size": len(tokenizer)})  # packing crashes, unpacked is wrong
     stock, cached = _hflms(model, tokenizer)
     requests = _requests()
     with caplog.at_level(logging.WARNING, logger=cached_hflm.__name__):
         got = cached.loglikelihood(requests, disable_tqdm=True)
-        assert cached.loglikelihood(requests, disable_tqdm=True) == got  # a second call: no second line
+        assert cached.loglikelihood(requests, disable_tqdm=True) == got
     assert got == stock.loglikelihood(requests, disable_tqdm=True)
     [line] = _warnings(caplog)
-    assert line.startswith("prefix cache off, scoring the stock way: the cached path")
+    assert line.startswith("prefix cache off, scoring the stock way: packed: the cached path failed on a probe")
+    assert "; unpacked: the cached path differs by up to" in line
     assert cached.prefix_stats["groups"] == 0
 
 

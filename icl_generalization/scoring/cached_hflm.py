@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,6 +173,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0,
                              "packed_tokens": 0}
         self._prefix_warned: set[str] = set()
+        self._packed = True  # the mode the probe proved (prefix_cache_verdict sets it)
 
     def _join_cpu_processes(self, tensor_parallel: bool = False) -> None:
         """Split the requests over the launched processes when they run on CPU, as HFLM does on GPUs.
@@ -234,13 +235,21 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         dtype = self.mixed_precision_dtype or next(self.model.parameters()).dtype
         with self._autocast():
             verdict = cached_path_verdict(self.model, self.max_length, self.prefix_settings.cache, dtype)
+        self._packed = verdict.packed
+        if verdict.trusted and not verdict.packed:
+            self._warn_once(f"prefix cache unpacked (one forward per continuation after the cached prefix): packing "
+                            f"{verdict.unpacked_because}", log.info)
         return verdict.reason
 
     def _warn_stock(self, reason: str) -> None:
-        # Once per reason: loglikelihood_rolling calls _loglikelihood_tokens per batch.
-        if reason != "prefix_cache=false" and reason not in self._prefix_warned:
-            self._prefix_warned.add(reason)
-            log.warning("prefix cache off, scoring the stock way: %s", reason)
+        if reason != "prefix_cache=false":
+            self._warn_once(f"prefix cache off, scoring the stock way: {reason}", log.warning)
+
+    def _warn_once(self, line: str, emit: Callable[[str], None]) -> None:
+        # Once per line: loglikelihood_rolling calls _loglikelihood_tokens per batch.
+        if line not in self._prefix_warned:
+            self._prefix_warned.add(line)
+            emit(line)
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
@@ -318,9 +327,10 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                 prefix = compute_prefix(self.model, (first[1] + first[2])[:group.prefix_length], config)
                 tails = [(requests[i][1] + requests[i][2])[group.prefix_length:] for i in group.members]
                 n_scored = [len(requests[i][2]) for i in group.members]
-                scored = score_continuations(self.model, prefix, tails, n_scored, config, self.softmax_dtype)
+                scored = score_continuations(self.model, prefix, tails, n_scored, config, self.softmax_dtype,
+                                             self._packed)
                 self.prefix_stats["packed_tokens"] += prefix.length + packed_tokens(self.model, prefix.length,
-                                                                                    tails, config)
+                                                                                    tails, config, self._packed)
                 for i, s in zip(group.members, scored, strict=True):
                     answer = (s.total, s.greedy)
                     results[i] = answer

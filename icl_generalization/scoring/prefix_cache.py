@@ -25,9 +25,13 @@ expands a copy of it instead, since ``generate`` keeps the cache it is given.
 The prefix keeps every position even for sliding layers (a config-less ``DynamicCache``): the masks decide what
 each token sees, and the model's own chunked-prefill masks count positions from the start of the prefix.
 
-Not every architecture fits (ALiBi biases computed from a 2D mask, recurrent layers, models that ignore a 4D
-mask): ``unsupported_reason`` names what the config alone rules out, and ``scoring.probe`` proves the rest on
-each loaded model before the cached path is trusted.
+Not every architecture takes a packed forward (ALiBi biases computed from a 2D mask, positions derived from the
+cache length instead of ``position_ids``, local attention that ignores a 4D mask, layer types with no packed
+mask). For those the cached path also runs **unpacked**: each continuation in a forward of its own after the
+prefix's cache, with no mask or positions from us, which is what ``generate`` does after a prompt, so the model
+builds its own masks and positions. It runs more forwards (one per continuation) but still computes the prefix
+once. ``unsupported_reason`` names what rules a model out of both modes, ``packing_unsupported_reason`` what
+rules it out of packing, and ``scoring.probe`` proves the chosen mode on each loaded model before it is trusted.
 
 Numerics: a cached pass adds the same terms in a different order than one full pass (chunked prefill, a masked
 SDPA kernel instead of the ``is_causal`` one), so fp32 log-likelihoods differ from stock scoring by about 1e-5;
@@ -142,14 +146,16 @@ def config_int(config: Any, name: str) -> int | None:
 
 def unsupported_reason(model: Any) -> str | None:
     """Why the config alone rules ``model`` out of the cached path (``None``: let ``scoring.probe`` decide)."""
-    config = text_config(model)
     if getattr(model.config, "is_encoder_decoder", False):
         return "encoder-decoder models score continuations in the decoder; there is no shared decoder prefix"
     # Flash-attention models run the cached forwards in SDPA (``scoring.attention.masked_attention``).
-    attention = switch_unsupported_reason(model)
-    if attention is not None:
-        return attention
-    layer_types = getattr(config, "layer_types", None) or ()
+    return switch_unsupported_reason(model)
+
+
+def packing_unsupported_reason(model: Any) -> str | None:
+    """Why the config rules ``model`` out of packed forwards (``None``: let ``scoring.probe`` decide); the
+    unpacked mode may still serve it."""
+    layer_types = getattr(text_config(model), "layer_types", None) or ()
     other = sorted(set(layer_types) - MASKED_LAYER_TYPES)
     if other:
         return f"layer types {other} have no packed mask (only {sorted(MASKED_LAYER_TYPES)})"
@@ -410,9 +416,12 @@ def plan_batches(inputs: Sequence[Sequence[int]], limit: int) -> list[list[int]]
 
 
 def packed_tokens(model: Any, prefix_length: int, continuations: Sequence[Sequence[int]],
-                  config: PrefixCacheConfig | None = None) -> int:
-    """How many tokens ``continuation_logprobs`` feeds the model for these continuations (the tries it packs)."""
+                  config: PrefixCacheConfig | None = None, packed: bool = True) -> int:
+    """How many tokens ``continuation_logprobs`` feeds the model for these continuations (the tries it packs,
+    or every continuation whole when unpacked)."""
     inputs = [list(c[:-1]) for c in continuations]
+    if not packed:
+        return sum(len(x) for x in inputs)
     limit = tokens_per_forward(model, prefix_length, config or PrefixCacheConfig())
     return sum(len(PackedTree.build([inputs[i] for i in batch]).tokens) for batch in plan_batches(inputs, limit))
 
@@ -436,9 +445,11 @@ def _check_continuations(continuations: Sequence[Sequence[int]], n_rows: Sequenc
 @torch.no_grad()  # torch's decorator sets no-grad only while the generator runs
 def continuation_logprobs(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
                           n_rows: Sequence[int], config: PrefixCacheConfig | None = None,
-                          softmax_dtype: torch.dtype | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                          softmax_dtype: torch.dtype | None = None,
+                          packed: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
     """``(i, rows)`` for every continuation: the log-probability rows [n_rows[i], vocab] over the last
-    ``n_rows[i]`` tokens of ``prefix + continuations[i]``, in batches of packed forwards.
+    ``n_rows[i]`` tokens of ``prefix + continuations[i]``, in batches of packed forwards (or, with
+    ``packed=False``, one forward per continuation).
 
     ``continuations[i]`` is every token after the prefix (at least one). The token right after the prefix is
     predicted by the prefix's last logits; the others by a packed forward over ``continuations[i][:-1]``, where
@@ -449,6 +460,12 @@ def continuation_logprobs(model: Any, prefix: CachedPrefix, continuations: Seque
     config = config or PrefixCacheConfig()
     first = F.log_softmax(prefix.last_logits, dim=-1, dtype=softmax_dtype)[None]
     inputs = [list(c[:-1]) for c in continuations]
+    if not packed:
+        for i, seq in enumerate(inputs):
+            rows = _unpacked_logprobs(model, prefix, seq, min(n_rows[i], len(seq)), softmax_dtype) if seq else first
+            yield i, torch.cat([first, rows]) if seq and n_rows[i] > len(seq) else rows
+            del rows
+        return
     for batch in plan_batches(inputs, tokens_per_forward(model, prefix.length, config)):
         tree = PackedTree.build([inputs[i] for i in batch])
         # The packed tokens whose logits some continuation scores: its last n_rows - 1 inputs (or all of them).
@@ -489,16 +506,33 @@ def _packed_logprobs(model: Any, prefix: CachedPrefix, tree: PackedTree, wanted:
     finally:
         prefix.restore()
 
+
+def _unpacked_logprobs(model: Any, prefix: CachedPrefix, ids: list[int], n_rows: int,
+                       softmax_dtype: torch.dtype | None) -> torch.Tensor:
+    """One continuation's forward after the prefix's cache, as ``generate`` runs a prompt's next chunk: the model
+    builds its own mask and positions from the cache's length. The log-softmax rows of its last ``n_rows`` tokens.
+    """
+    tensor = torch.tensor([ids], dtype=torch.long, device=_device(model))
+    keep = {"logits_to_keep": n_rows} if _accepts_logits_to_keep(model) else {}
+    try:
+        out = model(input_ids=tensor, use_cache=True, **{cache_keyword(model): prefix.cache}, **keep)
+        logits = out.logits[0, -n_rows:]
+        del out
+        return F.log_softmax(logits, dim=-1, dtype=softmax_dtype)
+    finally:
+        prefix.restore()
+
+
 def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequence[Sequence[int]],
                         n_scored: Sequence[int], config: PrefixCacheConfig | None = None,
-                        softmax_dtype: torch.dtype | None = None) -> list[ScoredContinuation]:
+                        softmax_dtype: torch.dtype | None = None, packed: bool = True) -> list[ScoredContinuation]:
     """Log-probabilities of the last ``n_scored[i]`` tokens of ``prefix + continuations[i]``, for every i.
 
     See ``continuation_logprobs`` for the arguments.
     """
     _check_continuations(continuations, n_scored)
     results: list[ScoredContinuation | None] = [None] * len(continuations)
-    for i, rows in continuation_logprobs(model, prefix, continuations, n_scored, config, softmax_dtype):
+    for i, rows in continuation_logprobs(model, prefix, continuations, n_scored, config, softmax_dtype, packed):
         results[i] = _score_one(rows, list(continuations[i]), n_scored[i])
     return [r for r in results if r is not None]
 

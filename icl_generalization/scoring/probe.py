@@ -1,12 +1,15 @@
 """Prove the prefix-cached path on a loaded model before trusting it with an evaluation.
 
-The cached path relies on each architecture applying a caller's 4D mask and ``position_ids`` exactly as it would
+Packed forwards rely on each architecture applying a caller's 4D mask and ``position_ids`` exactly as it would
 build them itself. Most do; some do not and fail loudly (BLOOM and Falcon's ALiBi, RWKV's recurrent state), and
-some fail **silently** (GPT-Neo's local attention, MPT's ALiBi: wrong log-likelihoods, no error). A config can
-not tell them apart, so on first use each model scores a short probe both ways, the cached path against one plain
-forward of each prefix + continuation, and keeps the cached path only if every log-probability row agrees within
-a dtype-appropriate tolerance and picks the same argmax (a half-precision model is also proved in float32, where
-small structural errors show). The verdict is kept per model object.
+some fail **silently** (GPT-Neo's local attention, MPT's ALiBi, decoders that derive positions from the cache
+length: wrong log-likelihoods, no error). A config can not tell them apart, so on first use each model scores a
+short probe both ways, the cached path against one plain forward of each prefix + continuation, and keeps the
+cached path only if every log-probability row agrees within a dtype-appropriate tolerance and picks the same
+argmax (a half-precision model is also proved in float32, where small structural errors show). Packed first; where
+packing is refused or disagrees, the unpacked mode (one forward per continuation after the cached prefix, the
+model's own masks and positions) is proved the same way, and the stock path is left only for models that fail
+both. The verdict, with its mode, is kept per model object.
 
 The probe is random token ids (the model's numbers do not need meaningful text to disagree), a prefix longer
 than any attention window the config declares (a window shorter than the probe is the only way a windowing error
@@ -19,7 +22,7 @@ from __future__ import annotations
 import random
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -32,6 +35,7 @@ from icl_generalization.scoring.prefix_cache import (
     config_int,
     continuation_logprobs,
     input_device,
+    packing_unsupported_reason,
     text_config,
     unsupported_reason,
 )
@@ -57,10 +61,15 @@ TOLERANCE = {torch.float32: (1e-4, 0.0), torch.float64: (1e-4, 0.0), torch.float
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a model's cached scores may be trusted; ``reason`` says why not."""
+    """Whether a model's cached scores may be trusted; ``reason`` says why not.
+
+    ``packed`` is the mode that was proved; an unpacked verdict keeps in ``unpacked_because`` why packing was not.
+    """
 
     reason: str | None
     max_error: float = 0.0
+    packed: bool = True
+    unpacked_because: str | None = None
 
     @property
     def trusted(self) -> bool:
@@ -89,6 +98,11 @@ def _probe_tokens(model: Any, max_length: int) -> tuple[list[int], list[list[int
     ids = [i for i in range(vocab) if i not in special] or list(range(vocab))
     rng = random.Random(0)  # the same probe for every model and run
     prefix = [rng.choice(ids) for _ in range(probe_prefix_length(model, max_length))]
+    # One pad id mid-prefix: RoBERTa-style embeddings number positions by counting non-pad tokens, which a cache
+    # cannot continue, and a context may hold that id. Mid-prefix, where the padding warning does not look.
+    pad = getattr(config, "pad_token_id", None)
+    if isinstance(pad, int) and 0 <= pad < vocab and len(prefix) > 2:
+        prefix[len(prefix) // 2] = pad
     continuations = [[rng.choice(ids) for _ in range(n)] for n in PROBE_CONTINUATIONS]
     # Two more that branch off the 9-token one, as the choices of one question do: the packed trie runs the
     # shared start once and both branches attend to it.
@@ -128,7 +142,7 @@ def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: tuple[flo
 
 
 def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]], prefill: PrefixCacheConfig,
-                pack: PrefixCacheConfig, dtype: torch.dtype) -> Verdict:
+                pack: PrefixCacheConfig, dtype: torch.dtype, packed: bool) -> Verdict:
     tolerance = TOLERANCE.get(dtype, TOLERANCE[torch.float32])
     try:
         references = [_reference_rows(model, prefix_ids, c) for c in continuations]
@@ -137,7 +151,7 @@ def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]
     try:
         prefix = compute_prefix(model, prefix_ids, prefill)
         cached = dict(continuation_logprobs(model, prefix, continuations, [len(c) for c in continuations],
-                                            pack, torch.float32))
+                                            pack, torch.float32, packed))
     except Exception as error:  # any failure of the cached path means the stock path
         return Verdict(f"the cached path failed on a probe ({_one_line(error)})")
     worst, agree = 0.0, True
@@ -145,7 +159,7 @@ def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]
         difference, ok = _compare(reference, cached[i].to(reference.device), tolerance)
         worst, agree = max(worst, difference), agree and ok
     if agree:
-        return Verdict(None, worst)
+        return Verdict(None, worst, packed)
     absolute, relative = tolerance
     allowed = f"{absolute:g}" + (f" + {relative:g} x |log-probability|" if relative else "")
     return Verdict(f"the cached path differs by up to {worst:.3g} nats (or in its argmax) from plain forwards on a "
@@ -205,18 +219,29 @@ def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | N
     memory_mb = config.memory_mb if config else None
     prefill_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
     pack_config = PrefixCacheConfig(batch_tokens=PROBE_PACK, memory_mb=memory_mb)
+
+    def prove(packed: bool) -> Verdict:
+        if dtype not in EXACT_DTYPES:
+            verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, prefill_config,
+                                                             pack_config, torch.float32, packed))
+            if not verdict.trusted:
+                return verdict
+        return _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, dtype, packed)
+
     # Both sides of the probe run in the attention the cached path runs in (SDPA for a flash-attention model):
     # the probe proves the masks and positions; flash kernels take no float32 and no 4D mask.
     try:
         with masked_attention(model):
-            if dtype not in EXACT_DTYPES:
-                verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, prefill_config,
-                                                                 pack_config, torch.float32))
-                if not verdict.trusted:
-                    return verdict
-            return _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, dtype)
+            refused = packing_unsupported_reason(model)
+            packed = Verdict(refused) if refused is not None else prove(packed=True)
+            if packed.trusted:
+                return packed
+            unpacked = prove(packed=False)
     except Exception as error:  # _probe_once catches its own; what is left is the switch of attention itself
         return Verdict(f"switching the attention implementation for the cached path failed ({_one_line(error)})")
+    if unpacked.trusted:
+        return replace(unpacked, unpacked_because=packed.reason)
+    return Verdict(f"packed: {packed.reason}; unpacked: {unpacked.reason}", max(packed.max_error, unpacked.max_error))
 
 
 def cached_path_verdict(model: Any, max_length: int, config: PrefixCacheConfig | None = None,
