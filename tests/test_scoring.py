@@ -12,7 +12,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from icl_generalization.core.errors import ContextBudgetError, UserError
-from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM, PrefixSettings, plan_groups
+from icl_generalization.scoring.cached_hflm import Plan, PrefixCachedHFLM, PrefixSettings, plan_groups
 
 TASK = "icl_gen_reversal_curse_p2d_reverse_icl"
 BUDGET = 300  # small enough that the 300 questions need several shards (several distinct contexts)
@@ -151,19 +151,38 @@ def test_model_args_are_validated_with_their_names() -> None:
         PrefixSettings.from_model_args(prefix_memory_mb=-1)
 
 
+def _plan(inputs: list[list[int]], shareable: list[int], min_tokens: int) -> Plan:
+    """plan_groups on whole inputs, each shareable up to its given length (its context)."""
+    return plan_groups([x[:s] for x, s in zip(inputs, shareable, strict=True)], [len(x) for x in inputs],
+                       min_tokens)
+
+
+def test_equal_contexts_are_held_once_and_give_the_plan_of_distinct_copies() -> None:
+    context = list(range(1000, 1600))
+    inputs = [[*context, q, c] for q in range(30) for c in range(4)]
+    shared = [context] * len(inputs)  # one list object, as lm-eval's equal contexts need not be
+    copies = [list(context) for _ in inputs]
+    lengths = [len(x) for x in inputs]
+    assert plan_groups(shared, lengths, 256) == plan_groups(copies, lengths, 256)
+    [group] = plan_groups(shared, lengths, 256).groups
+    assert group.prefix_length == 600 and len(group.members) == 120
+    with pytest.raises(ValueError, match="differ in length"):
+        plan_groups(shared, lengths[:-1], 256)
+
+
 def test_plan_groups_splits_contexts_and_respects_the_threshold() -> None:
     a = list(range(1000, 1300))  # a 300-token context
     b = list(range(2000, 2300))
     inputs = [[*a, 1, 2], [*a, 3], [*b, 4, 5, 6], [*b, 7], [9, 9, 9]]
     shareable = [300, 300, 300, 300, 2]
-    plan = plan_groups(inputs, shareable, min_tokens=256)
+    plan = _plan(inputs, shareable, min_tokens=256)
     assert sorted(sorted(g.members) for g in plan.groups) == [[0, 1], [2, 3]]
     assert all(g.prefix_length == 300 for g in plan.groups)
     assert plan.ordinary == (4,)
     assert plan.tokens == (300 + 2 + 1) + (300 + 3 + 1) + 3
     # Above the threshold nothing is shared; the shareable length caps the prefix at the context's end.
-    assert plan_groups(inputs, shareable, min_tokens=301).groups == ()
-    capped = plan_groups([[*a, 1], [*a, 2]], [120, 300], min_tokens=100)
+    assert _plan(inputs, shareable, min_tokens=301).groups == ()
+    capped = _plan([[*a, 1], [*a, 2]], [120, 300], min_tokens=100)
     assert [g.prefix_length for g in capped.groups] == [120]
 
 
@@ -171,7 +190,7 @@ def test_plan_groups_keeps_nested_contexts_apart_when_that_is_cheaper() -> None:
     short = list(range(300))
     long = short + list(range(5000, 5700))  # the short context is a prefix of the long one
     inputs = [[*short, 1], [*short, 2], [*long, 3], [*long, 4], [*long, 5]]
-    plan = plan_groups(inputs, [300, 300, 1000, 1000, 1000], min_tokens=256)
+    plan = _plan(inputs, [300, 300, 1000, 1000, 1000], min_tokens=256)
     assert sorted(g.prefix_length for g in plan.groups) == [300, 1000]
     # One group at the shared 300 tokens would re-run the long context's 700-token tail three times.
     assert plan.tokens == (300 + 1 + 1) + (1000 + 1 + 1 + 1)
@@ -253,7 +272,7 @@ def test_plan_groups_is_optimal_on_random_icl_shaped_cases() -> None:
                     shareable.append(len(context) + len(question))
         inputs, shareable = inputs[:7], shareable[:7]  # brute force is exponential
         min_tokens = rng.randrange(1, 8)
-        plan = plan_groups(inputs, shareable, min_tokens)
+        plan = _plan(inputs, shareable, min_tokens)
         members = sorted([*plan.ordinary, *(m for g in plan.groups for m in g.members)])
         assert members == list(range(len(inputs)))
         for g in plan.groups:
@@ -268,5 +287,5 @@ def test_plan_groups_documents_its_limit_on_sandwiched_requests() -> None:
     # deep group {0, 2, 4}, which the run-based programme cannot express. Pinned so a change is deliberate.
     inputs = [[3, 2, 3, 0, 0, 0], [3, 2, 0], [3, 2, 3, 0, 0, 3, 1], [3, 2, 3, 2, 3, 2], [3, 2, 3, 0, 0, 2, 1]]
     shareable = [5, 2, 6, 5, 10]
-    plan = plan_groups(inputs, shareable, min_tokens=2)
+    plan = _plan(inputs, shareable, min_tokens=2)
     assert plan.tokens == 19 and _brute_force_tokens(inputs, shareable, 2) == 17

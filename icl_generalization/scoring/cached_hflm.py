@@ -71,15 +71,17 @@ def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     return int(differ[0]) if differ.size else n
 
 
-def plan_groups(inputs: Sequence[Sequence[int]], shareable: Sequence[int], min_tokens: int) -> Plan:
+def plan_groups(shareable: Sequence[Sequence[int]], lengths: Sequence[int], min_tokens: int) -> Plan:
     """Split requests into prefix-sharing groups that minimise the tokens run.
 
-    ``inputs[i]`` is what the model reads for request i (context + continuation, minus the last token) and
-    ``shareable[i]`` how much of it may sit in a shared prefix (its context: the prefix's last logits predict
-    the first scored token, so a prefix must end at or before the continuation starts). With the shareable
-    parts sorted lexicographically, the common prefix of any run of requests is the minimum of its neighbours'
-    common prefixes, and the best split into runs is a small dynamic programme: a group of k requests sharing
-    L tokens costs sum(lengths) - (k - 1) * L; a run sharing fewer than ``min_tokens`` is never a group.
+    ``lengths[i]`` is how many tokens the model reads for request i (context + continuation, minus the last
+    token) and ``shareable[i]`` the start of them that may sit in a shared prefix (its context: the prefix's last
+    logits predict the first scored token, so a prefix must end at or before the continuation starts). Equal
+    contexts are held once (1,200 requests on one 8k-token context keep one array, not 1,200), and nothing is
+    concatenated. With the shareable parts sorted lexicographically, the common prefix of any run of requests
+    is the minimum of its neighbours' common prefixes, and the best split into runs is a small dynamic
+    programme: a group of k requests sharing L tokens costs sum(lengths) - (k - 1) * L; a run sharing fewer
+    than ``min_tokens`` is never a group.
 
     This also handles contexts nested inside others, where merging at the shortest shared prefix would re-run
     the longer contexts' tails. Runs are optimal when each context is long beside the text after it, as in ICL
@@ -90,23 +92,37 @@ def plan_groups(inputs: Sequence[Sequence[int]], shareable: Sequence[int], min_t
     """
     if min_tokens < 1:
         raise ValueError(f"min_tokens must be at least 1, got {min_tokens}")
-    n = len(inputs)
+    n = len(shareable)
+    if len(lengths) != n:
+        raise ValueError("shareable and lengths differ in length")
     # Only the shareable part of a request can be shared, so requests are sorted and compared on that part
     # alone; sorting whole inputs would let a continuation's tokens split requests that could share.
-    arrays = [np.asarray(x[:limit], dtype=np.uint32) for x, limit in zip(inputs, shareable, strict=True)]
     # Big-endian fixed-width bytes sort like the token lists (a prefix first) but compare with memcmp.
-    keys = [a.astype(">u4").tobytes() for a in arrays]
-    order = sorted(range(n), key=keys.__getitem__)
-    lengths = np.array([len(inputs[i]) for i in order], dtype=np.int64)
+    distinct: dict[bytes, int] = {}
+    arrays: list[np.ndarray] = []
+    keys: list[bytes] = []
+    which: list[int] = []  # request -> its distinct shareable part
+    for part in shareable:
+        array = np.asarray(part, dtype=np.uint32)
+        key = array.astype(">u4").tobytes()
+        k = distinct.setdefault(key, len(arrays))
+        if k == len(arrays):
+            arrays.append(array)
+            keys.append(key)
+        which.append(k)
+    del distinct
+    order = sorted(range(n), key=lambda i: keys[which[i]])
+    sorted_lengths = np.array([lengths[i] for i in order], dtype=np.int64)
     near = np.zeros(n, dtype=np.int64)  # near[k]: what sorted requests k-1 and k may share
     for k in range(1, n):
-        near[k] = _common_prefix(arrays[order[k - 1]], arrays[order[k]])
-    total = np.concatenate([[0], np.cumsum(lengths)])
+        a, b = which[order[k - 1]], which[order[k]]
+        near[k] = len(arrays[a]) if a == b else _common_prefix(arrays[a], arrays[b])
+    total = np.concatenate([[0], np.cumsum(sorted_lengths)])
     best = np.zeros(n + 1, dtype=np.int64)
     choice: list[tuple[int, int]] = [(0, 0)] * (n + 1)  # (start, shared) of the last group of the first j
     low = 0  # the first sorted request of the current run whose neighbours all share >= min_tokens
     for j in range(1, n + 1):
-        best[j], choice[j] = best[j - 1] + lengths[j - 1], (j - 1, 0)
+        best[j], choice[j] = best[j - 1] + sorted_lengths[j - 1], (j - 1, 0)
         if j < 2 or near[j - 1] < min_tokens:
             low = j - 1
             continue
@@ -263,10 +279,10 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         self._refuse_overlong(requests)
         override_bs = self._collective_batch_size(requests, override_bs)
         reason = self._cache_unsupported()
-        inputs = [(ctx + cont)[:-1] for _, ctx, cont in requests]
+        lengths = [len(ctx) + len(cont) - 1 for _, ctx, cont in requests]
         plan = None
         if reason is None and len(requests) >= 2:
-            plan = plan_groups(inputs, [len(ctx) for _, ctx, _ in requests], self.prefix_settings.min_tokens)
+            plan = plan_groups([ctx for _, ctx, _ in requests], lengths, self.prefix_settings.min_tokens)
             # The probe runs only where the cached path would: a task without shared contexts never pays it.
             reason = self.prefix_cache_verdict() if plan.groups else None
         if reason is not None or plan is None:
@@ -292,7 +308,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         log.info("prefix cache: %d groups (shared prefixes of %s tokens), %d requests cached, %d ordinary; "
                  "at most %d tokens to run instead of %d", len(plan.groups),
                  sorted({g.prefix_length for g in plan.groups}), len(requests) - len(plan.ordinary),
-                 len(plan.ordinary), plan.tokens, sum(len(x) for x in inputs))
+                 len(plan.ordinary), plan.tokens, sum(lengths))
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
@@ -323,9 +339,9 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         # A flash-attention model runs the packed forwards in SDPA and goes back to its kernel afterwards.
         with self._autocast(), masked_attention(self.model):
             for group in groups:
-                first = requests[group.members[0]]
-                prefix = compute_prefix(self.model, (first[1] + first[2])[:group.prefix_length], config)
-                tails = [(requests[i][1] + requests[i][2])[group.prefix_length:] for i in group.members]
+                # A group's prefix lies inside every member's context (plan_groups shares contexts only).
+                prefix = compute_prefix(self.model, requests[group.members[0]][1][:group.prefix_length], config)
+                tails = [requests[i][1][group.prefix_length:] + requests[i][2] for i in group.members]
                 n_scored = [len(requests[i][2]) for i in group.members]
                 scored = score_continuations(self.model, prefix, tails, n_scored, config, self.softmax_dtype,
                                              self._packed)
