@@ -6,6 +6,11 @@ and scores the rest of every request (question + choice) against its cache. Resu
 ``(log-likelihood, is-greedy)`` pairs in the original order; requests without a long shared prefix go through
 HFLM's own path unchanged.
 
+``generate_until`` does the same for generation: requests whose encoded contexts share a long prefix generate
+from one computed prefix (``generate_from_prefix``, one request at a time, through HFLM's own
+``_model_generate``: its stop-sequence criteria and sampling defaults), with HFLM's encoding, left truncation and
+post-processing of each request; the others go through HFLM's batched ``generate_until``.
+
 Model arguments (``--model_args``): ``prefix_cache`` (default true), ``prefix_min_tokens`` (shortest prefix
 worth sharing, default 256), ``prefix_batch_tokens`` (most tokens in one forward, default 1024) and
 ``prefix_memory_mb`` (memory budget of one forward; default 2 GiB on CPU, half the free memory on CUDA).
@@ -30,7 +35,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from tqdm import tqdm
 
 from icl_generalization.core.errors import ContextBudgetError, UserError
@@ -39,6 +46,7 @@ from icl_generalization.scoring.attention import masked_attention
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
+    generate_from_prefix,
     packed_tokens,
     score_continuations,
     unsupported_reason,
@@ -174,6 +182,16 @@ class PrefixSettings:
             raise UserError(f"prefix_min_tokens must be a positive integer, got {self.min_tokens!r}")
 
 
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One ``generate_until`` request as HFLM runs it in a batch of its own."""
+
+    context: list[int]  # encoded and left-truncated to leave room for the new tokens
+    until: list[str]  # stop sequences, the end-of-text string included
+    max_length: int  # context + new tokens (or the request's own ``max_length``)
+    kwargs: dict[str, Any]  # the rest of the normalised gen_kwargs (do_sample, temperature, ...)
+
+
 # lm-eval ships no type information, so HFLM is Any to mypy; the overridden methods are typed here.
 class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def __init__(self, *args: Any, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
@@ -186,8 +204,11 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         # Running totals over this object's life: what the cached path did (logged, read by the benchmark).
         # planned_tokens: the plan's one-level count (each prefix once, every tail whole); packed_tokens: what the
         # cached path ran (each prefix once, each packed trie, where a question's choices share the question).
+        # generate_*: the same for generate_until, whose planned tokens are prompt tokens (new tokens cost the same
+        # on both paths).
         self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0,
-                             "packed_tokens": 0}
+                             "packed_tokens": 0, "generate_groups": 0, "generate_cached_requests": 0,
+                             "generate_ordinary_requests": 0, "generate_planned_tokens": 0}
         self._prefix_warned: set[str] = set()
         self._packed = True  # the mode the probe proved (prefix_cache_verdict sets it)
 
@@ -355,5 +376,109 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                     pbar.update(1)
                 del prefix  # free the cache before the next group's prefix is computed
 
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        reason = self._cache_unsupported()
+        prepared: list[GenerationRequest] = []
+        plan = None
+        if reason is None and len(requests) >= 2:
+            prepared = [self._prepare_generation(*r.args) for r in requests]
+            # A prefix must leave a context token out: generation starts from a forward over a non-empty suffix.
+            plan = plan_groups([p.context[:-1] for p in prepared], [len(p.context) for p in prepared],
+                               self.prefix_settings.min_tokens)
+            reason = self.prefix_cache_verdict() if plan.groups else None
+        if reason is not None or plan is None:
+            if reason is not None:
+                self._warn_stock(reason)
+            stock: list[str] = super().generate_until(requests, disable_tqdm=disable_tqdm)
+            return stock
+        results: list[str | None] = [None] * len(requests)
+        if plan.groups:
+            self._generate_groups(requests, prepared, plan.groups, results, disable_tqdm)
+        # One stock call for the ordinary requests and whatever a failed cached path left. With several processes
+        # and batch_size=auto, HFLM detects the batch size with a collective in every call, so every process
+        # makes that one call, if need be with nothing to generate.
+        rest = [i for i, r in enumerate(results) if r is None]
+        if rest or (self.world_size > 1 and self.batch_size == "auto"):
+            answers = super().generate_until([requests[i] for i in rest], disable_tqdm=disable_tqdm)
+            for i, answer in zip(rest, answers, strict=True):
+                results[i] = answer
+        stats = self.prefix_stats
+        stats["generate_groups"] += len(plan.groups)
+        stats["generate_cached_requests"] += len(requests) - len(plan.ordinary)
+        stats["generate_ordinary_requests"] += len(plan.ordinary)
+        stats["generate_planned_tokens"] += plan.tokens
+        log.info("prefix cache (generate_until): %d groups (shared prefixes of %s tokens), %d requests cached, "
+                 "%d ordinary; at most %d prompt tokens to run instead of %d", len(plan.groups),
+                 sorted({g.prefix_length for g in plan.groups}), len(requests) - len(plan.ordinary),
+                 len(plan.ordinary), plan.tokens, sum(len(p.context) for p in prepared))
+        return [r for r in results if r is not None]
 
-__all__ = ["Group", "Plan", "PrefixCachedHFLM", "PrefixSettings", "plan_groups"]
+    def _prepare_generation(self, context: str, gen_kwargs: dict[str, Any]) -> GenerationRequest:
+        """HFLM.generate_until's preparation of one request (kwargs, stop sequences, encoding, truncation)."""
+        kwargs = dict(normalize_gen_kwargs(gen_kwargs, self.max_gen_toks))
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+        max_gen_toks = int(kwargs.pop("max_gen_toks"))
+        max_ctx_len = self.max_length - max_gen_toks
+        if max_ctx_len <= 0:
+            raise UserError(f"requested max tokens to generate ({max_gen_toks}) must be less than the model's "
+                            f"maximum sequence length ({self.max_length})")
+        # tok_batch_encode, not tok_encode: HFLM encodes generation contexts as a batch (its special-token rule
+        # differs); a batch of one is what stock generation of this request alone reads.
+        ids, _ = self.tok_batch_encode([context], left_truncate_len=max_ctx_len, truncation=self.truncation)
+        tokens: list[int] = ids[0].tolist()
+        if "max_length" in kwargs:
+            self._warn_once("`max_length` in generation kwargs. Please use `max_gen_toks` instead.", log.warning)
+        max_length = int(kwargs.pop("max_length", len(tokens) + max_gen_toks))
+        return GenerationRequest(context=tokens, until=until, max_length=max_length, kwargs=kwargs)
+
+    def _finish_generation(self, tokens: list[int], until: list[str]) -> str:
+        """HFLM.generate_until's post-processing of one generated row: thinking tokens, decoding, stop sequences."""
+        if isinstance(self.think_end_token, int):
+            marks = [k for k, t in enumerate(tokens) if t == self.think_end_token]
+            if marks:
+                tokens = tokens[marks[-1] + 1:]
+        text: str = self.tok_decode(tokens)
+        if isinstance(self.think_end_token, int):
+            text = text.lstrip()
+        think = self.think_end_token if isinstance(self.think_end_token, str) else None
+        finished: str = postprocess_generated_text(generation=text, stop=until, think_end_token=think)
+        return finished
+
+    def _generate_groups(self, requests: Sequence[Instance], prepared: Sequence[GenerationRequest],
+                         groups: Sequence[Group], results: list[str | None], disable_tqdm: bool) -> None:
+        """Generate the groups on the cached path; if it raises, stop and leave the rest for the stock path."""
+        pbar = tqdm(total=sum(len(g.members) for g in groups), disable=(disable_tqdm or self.rank != 0),
+                    desc="Running generate_until requests (prefix cache)")
+        try:
+            for group in groups:
+                with self._autocast(), masked_attention(self.model):  # as the probe proved the prefix's forwards
+                    prefix = compute_prefix(self.model, prepared[group.members[0]].context[:group.prefix_length],
+                                            self.prefix_settings.cache)
+                for i in group.members:
+                    request = prepared[i]
+                    # HFLM's own generate call (autocast, stop-sequence criteria over the whole prompt, sampling
+                    # defaults), handed the prefix's cache; generation runs in the model's own attention, as stock.
+                    new = generate_from_prefix(self.model, prefix, request.context[group.prefix_length:],
+                                               generate=self._generate_call(request))
+                    results[i] = answer = self._finish_generation(new[0].tolist(), request.until)
+                    self.cache_hook.add_partial("generate_until", requests[i].args, answer)
+                    pbar.update(1)
+                del prefix  # free the cache before the next group's prefix is computed
+        except Exception as error:  # a shape the probe did not meet; never worth a crashed evaluation
+            reason = f"the cached path failed after its probe passed ({type(error).__name__}: {error})"
+            distrust(self.model, reason)
+            self._warn_stock(reason)
+        finally:
+            pbar.close()
+
+    def _generate_call(self, request: GenerationRequest) -> Callable[..., torch.Tensor]:
+        def run(input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            out: torch.Tensor = self._model_generate(context=input_ids, max_length=request.max_length,
+                                                     stop=request.until, **request.kwargs, **kwargs)
+            return out
+
+        return run
+
+
+__all__ = ["GenerationRequest", "Group", "Plan", "PrefixCachedHFLM", "PrefixSettings", "plan_groups"]

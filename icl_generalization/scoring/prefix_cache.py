@@ -41,7 +41,7 @@ bf16 differs by its own rounding (about 1e-2 on a sum of a few tokens), as does 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -539,11 +539,15 @@ def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequenc
 
 @torch.no_grad()
 def generate_from_prefix(model: Any, prefix: CachedPrefix, suffix_ids: Sequence[int],
+                         generate: Callable[..., torch.Tensor] | None = None,
                          **generate_kwargs: Any) -> torch.Tensor:
     """Generate after ``prefix + suffix_ids`` without recomputing the prefix; returns only the new tokens.
 
     ``generate_kwargs`` go to ``model.generate`` (``max_new_tokens``, ``do_sample``, ``temperature``,
-    ``num_return_sequences``...). The result has one row per returned sequence.
+    ``num_return_sequences``...). The result has one row per returned sequence. ``generate`` replaces
+    ``model.generate`` with a caller's wrapper of it (taking ``input_ids``, ``attention_mask``, the cache and
+    ``generate_kwargs`` by keyword, and returning prompt + new tokens), e.g. HFLM's ``_model_generate`` with its
+    stop sequences and sampling defaults.
     """
     if not suffix_ids:
         raise ValueError("generate_from_prefix needs at least one suffix token (the prefix's cache is complete)")
@@ -553,7 +557,7 @@ def generate_from_prefix(model: Any, prefix: CachedPrefix, suffix_ids: Sequence[
     device = _device(model)
     ids = torch.tensor([[*prefix.token_ids, *suffix_ids]] * rows, dtype=torch.long, device=device)
     # generate() took the cache under the same name as forward() in every release since the rename.
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                         **{cache_keyword(model): _cache_from(prefix, rows)}, **generate_kwargs)
+    out = (generate or model.generate)(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                       **{cache_keyword(model): _cache_from(prefix, rows)}, **generate_kwargs)
     new_tokens: torch.Tensor = out[:, ids.shape[1]:]
     return new_tokens
