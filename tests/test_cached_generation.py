@@ -236,3 +236,23 @@ def test_a_cached_path_that_fails_falls_back_for_the_rest(tokenizer: Any,
     assert "failed after its probe passed (RuntimeError: a shape the probe never met)" in line
     assert calls["n"] == 2  # one request generated from the cache, then nothing more tried on this model
     assert cached.prefix_cache_verdict() is not None
+
+
+def test_the_generation_benchmark_script_runs_both_paths(tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+    import json
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_generate.py"
+    spec = importlib.util.spec_from_file_location("bench_generate", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", ["bench_generate.py", "--model", str(tiny_model_path), "--requests", "3",
+                                      "--context-tokens", "300", "--new-tokens", "4", "--stock-batch-sizes", "1,2"])
+    module.main()
+    report = json.loads(capsys.readouterr().out)
+    assert report["context_tokens"] >= 300 and report["requests"] == 3
+    assert report["prefix_stats"]["generate_cached_requests"] == 3
+    assert report["stock"]["batch_1"]["identical"] and report["stock"]["batch_2"]["identical"]
