@@ -53,6 +53,22 @@ def test_results_older_than_the_recorded_provenance_still_load(dummy_run: Path, 
     assert task.stderr("acc") == pytest.approx((p * (1 - p) / 24) ** 0.5)  # binomial stand-in for N/A
 
 
+def test_a_checkpoint_run_is_named_after_the_base_model_its_manifest_chose(dummy_run: Path, tmp_path: Path) -> None:
+    """``checkpoint=`` alone names no model in the arguments; the loaded base (``base_model``) names the row,
+    not the default model."""
+    def checkpoint_only(data: dict[str, Any]) -> None:
+        data["config"].update(model="icl-gen", model_args="checkpoint=/runs/x/rc-ft.yaml", base_model="/m/tiny-llama",
+                              checkpoint="rc-ft")
+    (run,) = load_runs([planted_copy(dummy_run, tmp_path / "ckpt", checkpoint_only)])
+    assert (run.model, run.checkpoint) == ("tiny-llama", "rc-ft")
+
+    def unrecorded(data: dict[str, Any]) -> None:  # results written before base_model was read
+        checkpoint_only(data)
+        del data["config"]["base_model"]
+    (old,) = load_runs([planted_copy(dummy_run, tmp_path / "old-ckpt", unrecorded)])
+    assert old.model == "smollm2-135m"
+
+
 @pytest.mark.parametrize(("edit", "field", "shown", "expected"), [
     (_set("results", CLOSED, "acc,none", value=1.5), f"results.{CLOSED}.acc,none", "1.5", "less than or equal to 1"),
     (_set("results", CLOSED, "acc,none", value=-0.1), f"results.{CLOSED}.acc,none", "-0.1", "greater than or equal"),

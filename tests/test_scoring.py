@@ -289,3 +289,32 @@ def test_plan_groups_documents_its_limit_on_sandwiched_requests() -> None:
     shareable = [5, 2, 6, 5, 10]
     plan = _plan(inputs, shareable, min_tokens=2)
     assert plan.tokens == 19 and _brute_force_tokens(inputs, shareable, 2) == 17
+
+
+def test_tasks_of_one_run_that_share_a_context_compute_it_once(task_cache: Path, tiny_model_path: Path,
+                                                               tmp_path: Path) -> None:
+    """lm-eval hands every task's loglikelihood requests to one call, so ``plan_groups`` sees them together: a
+    context two tasks share (here the task and a user's variant of it) is computed once for both."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from icl_generalization.core.paths import tasks_path
+
+    variant = f"{TASK}_variant"
+    original = tasks_path() / "reversal_curse" / f"{TASK}.yaml"
+    (tmp_path / f"{variant}.yaml").write_text(f"include: {original}\ntask: {variant}\n")
+    manager = TaskManager(include_path=[str(tasks_path()), str(tmp_path)],
+                          metadata={"pretrained": str(tiny_model_path), "context_budget": BUDGET})
+    stats = {}
+    for tasks in ([TASK], [TASK, variant]):
+        lm = PrefixCachedHFLM(pretrained=str(tiny_model_path), prefix_min_tokens=MIN_TOKENS, device="cpu")
+        out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=6)
+        assert out is not None
+        stats[len(tasks)] = dict(lm.prefix_stats)
+        if len(tasks) == 2:
+            assert out["results"][TASK]["acc,none"] == out["results"][variant]["acc,none"]
+    alone, together = stats[1], stats[2]
+    assert together["cached_requests"] == 2 * alone["cached_requests"]
+    assert together["groups"] == alone["groups"]  # one prefix per distinct context, not one per task
+    # The second task adds only its questions and choices: no context tokens run again.
+    assert together["packed_tokens"] - alone["packed_tokens"] < alone["packed_tokens"] / 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from lm_eval_runs import TASKS, planted_copy, without_clusters
 
 from icl_generalization.analysis.compare import to_markdown, tokens_csv, write_leaderboard
+from icl_generalization.analysis.html_report import to_html
 from icl_generalization.analysis.leaderboard import build_leaderboard
 from icl_generalization.analysis.results import load_runs
 from icl_generalization.analysis.tokens_view import to_markdown as tokens_markdown
@@ -69,9 +72,15 @@ def test_the_view_renders_and_is_written_beside_the_leaderboard(strategy_runs: l
     assert written["tokens png:reversal_curse"].read_bytes() == png
     assert written["tokens csv"].is_file()
     assert "![reversal_curse: tokens added](tokens-reversal_curse.png)" in written["markdown"].read_text()
+    # The HTML page carries the same view: the table in tokens order and the figure embedded.
+    page = written["html"].read_text()
+    [section] = re.findall(r'<section class="tokens" id="tokens-added">(.*?)</section>', page, re.S)
+    assert re.findall(r'data-tokens="(\d+)"', section) == ["0", "4000", "4001", "5210"]
+    assert f"base64,{base64.b64encode(png).decode()}" in section
 
 
 def test_runs_without_a_record_leave_the_view_out(dummy_run: Path) -> None:
     board = build_leaderboard(load_runs([dummy_run]))
     assert board.tokens_added == {} and tokens_markdown(board) == ""
     assert "tokens added" not in to_markdown(board)
+    assert 'id="tokens-added"' not in to_html(board, {})

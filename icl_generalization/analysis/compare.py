@@ -219,11 +219,12 @@ def write_leaderboard(board: Leaderboard, out: Path, orderings: Orderings | None
     for family, png in figures.items():
         atomic_write_bytes(inside(out, names[family]), png)
     token_names = token_figure_names(board)
+    token_figures = {family: tokens_figure(board, family) for family in token_names}
     for family, name in token_names.items():
-        atomic_write_bytes(inside(out, name), tokens_figure(board, family))
+        atomic_write_bytes(inside(out, name), token_figures[family])
     atomic_write_text(out / "leaderboard.md", to_markdown(board, names, orderings, token_names))
     atomic_write_text(out / "leaderboard.csv", to_csv(board))
-    atomic_write_text(out / "leaderboard.html", to_html(board, figures, orderings))
+    atomic_write_text(out / "leaderboard.html", to_html(board, figures, orderings, token_figures))
     atomic_write_text(out / MARKER, to_json(board, orderings))
     written = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv",
                "html": out / "leaderboard.html", "json": out / MARKER}

@@ -9,6 +9,7 @@ from html import escape
 from icl_generalization.analysis.bootstrap import legend
 from icl_generalization.analysis.leaderboard import CONTROL_LEGEND, Leaderboard, format_cell, format_change
 from icl_generalization.analysis.orderings import Orderings
+from icl_generalization.analysis.tokens_view import families_with_tokens, rows_with_tokens
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -42,11 +43,14 @@ def _table(board: Leaderboard, family: str) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
+def _figure(alt: str, png: bytes | None) -> str:
+    return "" if png is None else (
+        f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>')
+
+
 def _family_section(board: Leaderboard, family: str, png: bytes | None) -> str:
     fingerprint = (board.fingerprints.get(family) or "unknown")[:16]
-    figure = "" if png is None else (
-        f'<figure><img alt="{escape(family)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        "</figure>")
+    figure = _figure(family, png)
     return (f'<section class="family" id="family-{escape(family)}"><h2>{escape(family)}</h2>'
             f"<p>dataset fingerprint <code>{escape(fingerprint)}</code></p>{_table(board, family)}{figure}</section>")
 
@@ -100,9 +104,33 @@ def _controls_section(board: Leaderboard) -> str:
             f'<table class="controls"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>')
 
 
-def to_html(board: Leaderboard, figures: dict[str, bytes], orderings: Orderings | None = None) -> str:
+def _tokens_section(board: Leaderboard, figures: dict[str, bytes]) -> str:
+    """Per family whose checkpoints recorded it: accuracy per split against the tokens each method added."""
+    parts = []
+    for family in families_with_tokens(board):
+        columns = board.columns_of(family)
+        head = "<th>model</th><th>condition</th><th>tokens added</th>" + "".join(
+            f"<th>{escape(c.split)}</th>" for c in columns)
+        body = "".join(
+            f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td><td>{escape(row.condition)}</td>'
+            f'<td class="num" data-tokens="{board.tokens_added[row]}">{board.tokens_added[row]:,}</td>'
+            + "".join(f'<td class="num">{escape(format_cell(board.cells.get((row, c))))}</td>' for c in columns)
+            + "</tr>" for row in rows_with_tokens(board, family))
+        parts.append(f'<h3>{escape(family)}</h3><table class="tokens" data-family="{escape(family)}"><thead><tr>'
+                     f"{head}</tr></thead><tbody>{body}</tbody></table>"
+                     f"{_figure(f'{family}: accuracy against tokens added', figures.get(family))}")
+    if not parts:
+        return ""
+    return ('<section class="tokens" id="tokens-added"><h2>Accuracy against tokens added</h2><p>Tokens each '
+            "finetuned row's augmentation added to the training data (0 for plain FT); <code>FT + NAME</code> rows "
+            f"are strategies cut to a matched token budget.</p>{''.join(parts)}</section>")
+
+
+def to_html(board: Leaderboard, figures: dict[str, bytes], orderings: Orderings | None = None,
+            token_figures: dict[str, bytes] | None = None) -> str:
     sections = "".join(_family_section(board, family, figures.get(family)) for family in board.families())
     sections += _orderings_section(orderings)
+    sections += _tokens_section(board, token_figures or {})
     sections += _controls_section(board)
     runs = "".join(f"<li><code>{escape(str(run.path))}</code>: {escape(run.label)}"
                    + (f" (checkpoint sha256 <code>{escape(run.checkpoint_sha256[:16])}</code>)"

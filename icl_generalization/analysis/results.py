@@ -193,7 +193,7 @@ def _text(value: JsonValue) -> str | None:
 def _model_identity(config: RunConfig) -> tuple[str, str | None, str | None, str | None]:
     args = model_args_of(config)
     model_type = config.model or "unknown"
-    name = next((str(args[k]) for k in MODEL_NAME_KEYS if args.get(k)), None)
+    name = next((str(args[k]) for k in MODEL_NAME_KEYS if args.get(k)), None) or config.base_model
     if name is None and model_type == "icl-gen":
         from icl_generalization.weights.default_model import DEFAULT_MODEL
 

@@ -130,6 +130,9 @@ class RunConfig(_Lenient):
 
     model: Text | None = None
     model_args: Text | dict[str, JsonValue] | None = None
+    # The base model the package's class loaded (``get_model_info``): with ``checkpoint=`` the model arguments
+    # name no model, and the checkpoint's manifest decided it.
+    base_model: Text | None = None
     checkpoint: Text | None = None
     checkpoint_kind: Text | None = None
     checkpoint_sha256: Text | None = None
