@@ -163,6 +163,8 @@ def test_bad_arguments_are_refused() -> None:
         generate_many_from_prefix(model, prefix, [[]], [1], max_new_tokens=1)
     with pytest.raises(ValueError, match="do_sample"):
         generate_many_from_prefix(model, prefix, [[1]], [1], max_new_tokens=1, do_sample=True)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate_many_from_prefix(model, prefix, [[1]], [1], max_new_tokens=0)
     with pytest.raises(ValueError, match="top_p"):
         Decoding(temperature=1.0, top_p=0.0)
     assert generate_many_from_prefix(model, prefix, [], [], max_new_tokens=1) == []
