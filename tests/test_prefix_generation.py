@@ -35,7 +35,7 @@ def _llama(impl: str = "sdpa") -> LlamaForCausalLM:
 def _whole(model: PreTrainedModel, prompt: list[int], **kwargs: object) -> list[int]:
     """Stock greedy generation on the whole prompt, no cache handed in: the reference."""
     with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), do_sample=False, pad_token_id=0, **kwargs)  # type: ignore[operator]
+        out = model.generate(torch.tensor([prompt]), do_sample=False, pad_token_id=0, **kwargs)
     return list(out[0, len(prompt):].tolist())
 
 
