@@ -190,7 +190,7 @@ def cache_keyword(model: Any) -> str:
     return keyword
 
 
-def _cache_from(prefix: CachedPrefix, batch: int = 1) -> DynamicCache:
+def expanded_cache(prefix: CachedPrefix, batch: int = 1) -> DynamicCache:
     # The public constructor copies each layer once (``expand`` makes batch rows without copying before that);
     # the model's update then concatenates into new tensors, so the prefix's own tensors are never written to.
     return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
@@ -252,7 +252,7 @@ def _bytes_per_element(model: Any) -> int:
     return int(next(model.parameters()).element_size())
 
 
-def _memory_budget(model: Any, config: PrefixCacheConfig) -> int:
+def memory_budget(model: Any, config: PrefixCacheConfig) -> int:
     if config.memory_mb is not None:
         return config.memory_mb * 2**20
     device = _device(model)
@@ -260,6 +260,35 @@ def _memory_budget(model: Any, config: PrefixCacheConfig) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
     return DEFAULT_CPU_MEMORY_MB * 2**20
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes of a decoder that memory estimates need (1 where the config lacks a field)."""
+
+    elem: int  # bytes per parameter element (the dtype of activations and the cache)
+    heads: int
+    kv_heads: int
+    head_dim: int
+    hidden: int
+    layers: int
+    vocab: int
+    inter: int
+
+    @classmethod
+    def of(cls, model: Any) -> ModelDims:
+        cfg = text_config(model)
+        heads = config_int(cfg, "num_attention_heads") or 1
+        hidden = config_int(cfg, "hidden_size") or 1
+        return cls(elem=_bytes_per_element(model), heads=heads,
+                   kv_heads=config_int(cfg, "num_key_value_heads") or heads,
+                   head_dim=config_int(cfg, "head_dim") or max(1, hidden // heads), hidden=hidden,
+                   layers=config_int(cfg, "num_hidden_layers") or 1, vocab=config_int(cfg, "vocab_size") or 1,
+                   inter=config_int(cfg, "intermediate_size") or 4 * hidden)
+
+    def kv_bytes(self, tokens: int) -> int:
+        """One layer's keys and values of ``tokens`` positions of one row."""
+        return 2 * self.kv_heads * self.head_dim * tokens * self.elem
 
 
 def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
@@ -270,26 +299,18 @@ def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
     grows by (every layer's keys/values of the packed tokens, plus one layer's concatenation in flight, while the
     old tensor is still alive), and a few hidden-state sized activations.
     """
-    cfg = text_config(model)
-    elem = _bytes_per_element(model)
-    heads = config_int(cfg, "num_attention_heads") or 1
-    hidden = config_int(cfg, "hidden_size") or 1
-    kv_heads = config_int(cfg, "num_key_value_heads") or heads
-    head_dim = config_int(cfg, "head_dim") or max(1, hidden // heads)
-    layers = config_int(cfg, "num_hidden_layers") or 1
-    vocab = config_int(cfg, "vocab_size") or 1
-    inter = config_int(cfg, "intermediate_size") or 4 * hidden
+    d = ModelDims.of(model)
     kv_len = prefix_length + n_tokens
-    logits = n_tokens * vocab * (elem + 4 + 4)
-    scores = 2 * heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
-    cache_growth = 2 * kv_heads * head_dim * (layers * n_tokens + kv_len) * elem
-    activations = n_tokens * (8 * hidden + 3 * inter) * 4
+    logits = n_tokens * d.vocab * (d.elem + 4 + 4)
+    scores = 2 * d.heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
+    cache_growth = d.kv_bytes(d.layers * n_tokens + kv_len)
+    activations = n_tokens * (8 * d.hidden + 3 * d.inter) * 4
     return logits + scores + cache_growth + activations
 
 
 def tokens_per_forward(model: Any, prefix_length: int, config: PrefixCacheConfig) -> int:
     """The most continuation tokens one forward may pack: ``config.batch_tokens``, halved until the memory fits."""
-    budget = _memory_budget(model, config)
+    budget = memory_budget(model, config)
     n = config.batch_tokens
     while n > 1 and forward_bytes(model, prefix_length, n) > budget:
         n //= 2
@@ -305,6 +326,17 @@ def _as_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
     return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
 
+def sliding_window(model: Any) -> int | None:
+    """How many positions ``model``'s sliding layers see (``None``: no layer slides)."""
+    config = text_config(model)
+    window = config_int(config, "sliding_window")
+    layer_types = getattr(config, "layer_types", None) or ()
+    # Hybrid models name their sliding layers; single-kind ones (Mistral, Starcoder2) slide wherever a window
+    # is set, unless the config switches it off (Qwen2's use_sliding_window).
+    sliding = "sliding_attention" in layer_types if layer_types else getattr(config, "use_sliding_window", True)
+    return window if sliding else None
+
+
 def packed_masks(model: Any, prefix_length: int, tree: PackedTree,
                  device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
     """The attention mask of one packed forward: [1, 1, n, prefix + n], or one per layer type.
@@ -317,18 +349,13 @@ def packed_masks(model: Any, prefix_length: int, tree: PackedTree,
     end = torch.tensor(tree.end, device=device)
     own = (index[None, :] <= index[:, None]) & (index[:, None] < end[None, :])
     allowed = torch.cat([torch.ones(len(tree.tokens), prefix_length, dtype=torch.bool, device=device), own], dim=1)
-    config = text_config(model)
-    window = config_int(config, "sliding_window")
-    layer_types = getattr(config, "layer_types", None) or ()
-    # Hybrid models name their sliding layers; single-kind ones (Mistral, Starcoder2) slide wherever a window
-    # is set, unless the config switches it off (Qwen2's use_sliding_window).
-    sliding = "sliding_attention" in layer_types if layer_types else getattr(config, "use_sliding_window", True)
-    if window is None or not sliding:
+    window = sliding_window(model)
+    if window is None:
         return _as_mask(model, allowed)
     query_pos = prefix_length + torch.tensor(tree.depth, device=device)
     key_pos = torch.cat([torch.arange(prefix_length, device=device), query_pos])
     windowed = _as_mask(model, allowed & (query_pos[:, None] - key_pos[None, :] < window))
-    if not layer_types:
+    if not (getattr(text_config(model), "layer_types", None) or ()):
         return windowed
     return {"full_attention": _as_mask(model, allowed), "sliding_attention": windowed}
 
@@ -558,6 +585,6 @@ def generate_from_prefix(model: Any, prefix: CachedPrefix, suffix_ids: Sequence[
     ids = torch.tensor([[*prefix.token_ids, *suffix_ids]] * rows, dtype=torch.long, device=device)
     # generate() took the cache under the same name as forward() in every release since the rename.
     out = (generate or model.generate)(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                       **{cache_keyword(model): _cache_from(prefix, rows)}, **generate_kwargs)
+                                       **{cache_keyword(model): expanded_cache(prefix, rows)}, **generate_kwargs)
     new_tokens: torch.Tensor = out[:, ids.shape[1]:]
     return new_tokens

@@ -80,11 +80,19 @@ class HFBackend:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
         return kwargs
 
+    def _stop_ids(self) -> set[int]:
+        """The tokens that end a sequence: the tokenizer's EOS and every one the model's generation config names."""
+        configured = self.model.generation_config.eos_token_id
+        ids = configured if isinstance(configured, list) else [configured]
+        return {int(i) for i in [*ids, self.tokenizer.eos_token_id] if i is not None}
+
     def _samples(self, rows: Any, sampling: Sampling) -> list[Sample]:
         out = []
-        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        stops = self._stop_ids()
         for row in rows.tolist():
-            tokens = [t for t in row if t not in eos]
+            # A sequence ends at its first stop token; generate fills the rest of a stopped row with pads.
+            end = next((k for k, t in enumerate(row) if t in stops), len(row))
+            tokens = row[:end]
             text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
             out.append(Sample(text=text, new_tokens=len(tokens),
                               hit_limit=len(tokens) >= sampling.max_new_tokens))
@@ -102,23 +110,27 @@ class HFBackend:
 
     def after_prefix(self, prefix: str, suffixes: list[str], sampling: Sampling,
                      seeds: list[int]) -> list[list[Sample]]:
-        import torch
-
-        from icl_generalization.scoring.prefix_cache import compute_prefix, generate_from_prefix
+        from icl_generalization.scoring.prefix_cache import compute_prefix
+        from icl_generalization.scoring.prefix_generation import generate_many_from_prefix
+        from icl_generalization.scoring.seeded_sampling import Decoding
 
         if self._prefix is None or self._prefix[0] != prefix:
             ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
             self._prefix = (prefix, compute_prefix(self.model, ids))
             self.prefix_computations += 1
         cached = self._prefix[1]
-        results = []
-        for suffix, seed in zip(suffixes, seeds, strict=True):
-            torch.manual_seed(seed)
-            ids = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
-            rows = generate_from_prefix(self.model, cached, ids, num_return_sequences=sampling.n,
-                                        **self._kwargs(sampling))
-            results.append(self._samples(rows, sampling))
-        return results
+        suffix_ids = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in suffixes]
+        longest = cached.length + max((len(s) for s in suffix_ids), default=0) + sampling.max_new_tokens
+        if self.window and longest > self.window:
+            raise UserError(f"the prefix, the longest suffix and {sampling.max_new_tokens} new tokens need {longest} "
+                            f"tokens; the model's window holds {self.window}")
+        # Many suffixes per generate call, each sampled from its own seed: a document's text does not depend on
+        # the documents batched with it (scoring/prefix_generation.py).
+        decoding = Decoding(temperature=sampling.temperature, top_p=sampling.top_p)
+        rows = generate_many_from_prefix(self.model, cached, suffix_ids, seeds, sampling.n, decoding=decoding,
+                                         max_new_tokens=sampling.max_new_tokens,
+                                         pad_token_id=self.tokenizer.pad_token_id)
+        return [self._samples(r, sampling) for r in rows]
 
 
 class VLLMBackend:
