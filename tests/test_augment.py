@@ -22,6 +22,7 @@ class Recording:
         self.fail_after = fail_after
         self.prompts: list[str] = []
         self.window = inner.window
+        self.sampler = inner.sampler
         self.calls = 0
 
     @property
@@ -112,6 +113,7 @@ class Scripted:
 
     window = 2048
     prefix_computations = 0
+    sampler = "scripted"
 
     def __init__(self) -> None:
         self.texts = ["kiplets are lighter than zorbs.", "  ", "kiplets are lighter than zorbs.",
@@ -135,6 +137,19 @@ def test_clean_counts_what_it_drops(tmp_path: Path) -> None:
     assert [r["dropped"] for r in rows] == [None, "empty", "duplicate", "runaway", None, None]
     assert [r["text"] for r in read_corpus(out)] == ["kiplets are lighter than zorbs.", "zorbs weigh more.",
                                                      "zorbs weigh more than kiplets"]
+
+
+def test_resume_refuses_a_corpus_of_another_sampler(tmp_path: Path) -> None:
+    """Two samplers draw differently from the same seed: a corpus is resumed by the sampler that began it."""
+    ds = get_dataset("reversal_curse", overrides=SMALL)
+    out = tmp_path / "c.jsonl"
+    run_augment(ds, "scripted", out, AugmentConfig(limit=1, outputs_per_input=1), Scripted(), progress=False)
+    assert _rows(out)[0]["sampler"] == "scripted"
+    other = Scripted()
+    other.sampler = "another"
+    with pytest.raises(UserError, match=r"written by a different run \(sampler: file has 'scripted', this run "
+                                        r"'another'\)"):
+        run_augment(ds, "scripted", out, AugmentConfig(limit=2, outputs_per_input=1), other, progress=False)
 
 
 def test_bad_settings_are_user_errors(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ class FakeBackend:
     """A GenerationBackend that answers every prompt with a fixed continuation and records what it was asked."""
 
     window = 4096
+    sampler = "fixed reply"
 
     def __init__(self, reply: str) -> None:
         self.reply = reply

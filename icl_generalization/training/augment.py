@@ -136,7 +136,8 @@ def run_augment(ds: Dataset, model: str, out: Path, config: AugmentConfig, backe
         raise UserError("augmentation needs the model's tokenizer to count the tokens it adds")
     identity = {"mode": config.mode, "prompt_version": strategy.version, "model": model,
                 "dataset_fingerprint": ds.fingerprint(), "seed": config.seed, "temperature": config.temperature,
-                "top_p": config.top_p, "max_new_tokens": config.max_new_tokens}
+                "top_p": config.top_p, "max_new_tokens": config.max_new_tokens,
+                "sampler": backend.sampler if backend is not None and strategy.uses_model else None}
     writer = CorpusWriter(out, identity)
     inputs = strategy.inputs(ds, config)
     started = strategy.start(ds, inputs, config, backend)

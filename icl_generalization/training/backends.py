@@ -34,6 +34,8 @@ class GenerationBackend(Protocol):
     window: int
     # How many times a shared prefix was computed (reported in the augmentation statistics).
     prefix_computations: int
+    # How it draws samples: part of a corpus's identity, so a resumed corpus never mixes two samplers' draws.
+    sampler: str
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the backend's own tokenizer, without special tokens."""
@@ -47,6 +49,10 @@ class GenerationBackend(Protocol):
                      seeds: list[int]) -> list[list[Sample]]:
         """Samples for ``prefix + suffix`` per suffix (one seed each); the prefix should be computed once."""
         ...
+
+
+# after_prefix draws with a seeded Gumbel-max per row (scoring.seeded_sampling), generate with transformers' own.
+HF_SAMPLER = "transformers; after a prefix: seeded Gumbel-max per row (v1)"
 
 
 class HFBackend:
@@ -66,6 +72,7 @@ class HFBackend:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
         self.model: Any = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' stub of .to
         self.prefix_computations = 0
+        self.sampler = HF_SAMPLER
         self._prefix: tuple[str, Any] | None = None  # (prefix text, its CachedPrefix): one corpus per run
         self.window = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
 
@@ -144,6 +151,7 @@ class VLLMBackend:
         self.llm = LLM(model=model_path, dtype=dtype or "auto", enable_prefix_caching=True)
         self.tokenizer = self.llm.get_tokenizer()
         self.prefix_computations = 0
+        self.sampler = "vllm"
         self.window = int(self.llm.llm_engine.model_config.max_model_len)
 
     def count_tokens(self, text: str) -> int:
