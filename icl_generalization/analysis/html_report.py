@@ -19,6 +19,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 thead th { background: #f0f0f0; }
 tr.chance td { font-style: italic; color: #555; }
 figure { margin: 0.5em 0 1.5em 0; }
+img { max-width: 100%; height: auto; }
 code { font-size: 90%; }
 """
 
