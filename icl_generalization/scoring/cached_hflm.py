@@ -321,17 +321,20 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
             rest = [i for i, r in enumerate(results) if r is None]
             for i, answer in zip(rest, self._stock(requests, rest, disable_tqdm, override_bs), strict=True):
                 results[i] = answer
-        stats = self.prefix_stats
-        stats["groups"] += len(plan.groups)
-        stats["cached_requests"] += len(requests) - len(plan.ordinary)
-        stats["ordinary_requests"] += len(plan.ordinary)
-        stats["planned_tokens"] += plan.tokens
-        log.info("prefix cache: %d groups (shared prefixes of %s tokens), %d requests cached, %d ordinary; "
-                 "at most %d tokens to run instead of %d", len(plan.groups),
-                 sorted({g.prefix_length for g in plan.groups}), len(requests) - len(plan.ordinary),
-                 len(plan.ordinary), plan.tokens, sum(lengths))
+        self._record_plan(plan, len(requests), sum(lengths), "", "prefix cache", "tokens")
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
+
+    def _record_plan(self, plan: Plan, n_requests: int, stock_tokens: int, key: str, label: str, unit: str) -> None:
+        """Add one call's plan to ``prefix_stats`` (keys prefixed by ``key``) and log it in one line."""
+        stats = self.prefix_stats
+        stats[f"{key}groups"] += len(plan.groups)
+        stats[f"{key}cached_requests"] += n_requests - len(plan.ordinary)
+        stats[f"{key}ordinary_requests"] += len(plan.ordinary)
+        stats[f"{key}planned_tokens"] += plan.tokens
+        log.info("%s: %d groups (shared prefixes of %s tokens), %d requests cached, %d ordinary; at most %d %s to run "
+                 "instead of %d", label, len(plan.groups), sorted({g.prefix_length for g in plan.groups}),
+                 n_requests - len(plan.ordinary), len(plan.ordinary), plan.tokens, unit, stock_tokens)
 
     def _stock(self, requests: Sequence[Request], indices: Sequence[int], disable_tqdm: bool,
                override_bs: int | None) -> list[tuple[float, bool]]:
@@ -402,15 +405,8 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
             answers = super().generate_until([requests[i] for i in rest], disable_tqdm=disable_tqdm)
             for i, answer in zip(rest, answers, strict=True):
                 results[i] = answer
-        stats = self.prefix_stats
-        stats["generate_groups"] += len(plan.groups)
-        stats["generate_cached_requests"] += len(requests) - len(plan.ordinary)
-        stats["generate_ordinary_requests"] += len(plan.ordinary)
-        stats["generate_planned_tokens"] += plan.tokens
-        log.info("prefix cache (generate_until): %d groups (shared prefixes of %s tokens), %d requests cached, "
-                 "%d ordinary; at most %d prompt tokens to run instead of %d", len(plan.groups),
-                 sorted({g.prefix_length for g in plan.groups}), len(requests) - len(plan.ordinary),
-                 len(plan.ordinary), plan.tokens, sum(len(p.context) for p in prepared))
+        self._record_plan(plan, len(requests), sum(len(p.context) for p in prepared), "generate_",
+                          "prefix cache (generate_until)", "prompt tokens")
         return [r for r in results if r is not None]
 
     def _prepare_generation(self, context: str, gen_kwargs: dict[str, Any]) -> GenerationRequest:
