@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from forward_counter import count_forwards
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
@@ -76,16 +77,6 @@ def _short_requests() -> list[Instance]:
             for q in range(3)]
 
 
-def _count_forwards(model: torch.nn.Module) -> tuple[dict[str, int], Any]:
-    seen = {"calls": 0, "tokens": 0}
-
-    def hook(_module: Any, args: tuple, kwargs: dict) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        seen["calls"] += 1
-        seen["tokens"] += int(ids.numel())
-
-    return seen, model.register_forward_pre_hook(hook, with_kwargs=True)
-
 
 class _Recorder:
     """A cache hook that keeps what it is given (lm-eval's CachingLM reads these)."""
@@ -113,7 +104,7 @@ def test_cached_generation_equals_stock_generation_with_each_prefix_run_once(
     monkeypatch.setattr(cached_hflm, "compute_prefix", counted)
     monkeypatch.setattr(cached, "cache_hook", _Recorder())
     before = dict(cached.prefix_stats)
-    seen, handle = _count_forwards(cached.model)
+    seen, handle = count_forwards(cached.model)
     try:
         got = cached.generate_until(requests, disable_tqdm=True)
     finally:

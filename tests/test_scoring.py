@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from forward_counter import count_forwards
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
@@ -58,16 +59,6 @@ def icl_rows(task_cache: Path, tiny_model_path: Path) -> list[dict[str, Any]]:
     return [r for s in shards[:3] for r in [x for x in rows if x["shard"] == s][:4]]
 
 
-def _count_tokens(model: torch.nn.Module) -> tuple[dict[str, int], Any]:
-    seen = {"calls": 0, "tokens": 0}
-
-    def hook(_module: Any, args: tuple, kwargs: dict) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        seen["calls"] += 1
-        seen["tokens"] += int(ids.numel())
-
-    return seen, model.register_forward_pre_hook(hook, with_kwargs=True)
-
 
 def test_cached_scores_equal_stock_scores_on_an_icl_task(lms: tuple[HFLM, PrefixCachedHFLM],
                                                           icl_rows: list[dict[str, Any]]) -> None:
@@ -78,7 +69,7 @@ def test_cached_scores_equal_stock_scores_on_an_icl_task(lms: tuple[HFLM, Prefix
     expected = stock.loglikelihood(requests, disable_tqdm=True)
     assert cached.prefix_cache_verdict() is None  # the probe runs here, so its tokens are not counted below
     before = dict(cached.prefix_stats)
-    seen, handle = _count_tokens(cached.model)
+    seen, handle = count_forwards(cached.model)
     try:
         got = cached.loglikelihood(requests, disable_tqdm=True)
     finally:
