@@ -7,7 +7,7 @@ import base64
 from html import escape
 
 from icl_generalization.analysis.bootstrap import legend
-from icl_generalization.analysis.leaderboard import CONTROL_LEGEND, Leaderboard, format_cell, format_change
+from icl_generalization.analysis.leaderboard import CONTROL_LEGEND, Leaderboard, Row, format_cell, format_change
 from icl_generalization.analysis.orderings import Orderings
 from icl_generalization.analysis.tokens_view import families_with_tokens, rows_with_tokens
 
@@ -24,6 +24,12 @@ code { font-size: 90%; }
 """
 
 
+def _row(row: Row, cells: str) -> str:
+    """A table row of one leaderboard row: its model and condition, then ``cells`` (already escaped HTML)."""
+    return (f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td>'
+            f"<td>{escape(row.condition)}</td>{cells}</tr>")
+
+
 def _table(board: Leaderboard, family: str) -> str:
     """One family's table: only the rows with a score in it (a finetuned checkpoint usually covers one)."""
     columns = board.columns_of(family)
@@ -35,8 +41,7 @@ def _table(board: Leaderboard, family: str) -> str:
         tds = "".join(
             f'<td class="num" data-column="{escape(c.label)}">{escape(format_cell(board.cells.get((row, c))))}</td>'
             for c in columns)
-        body.append(f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td>'
-                    f"<td>{escape(row.condition)}</td>{tds}</tr>")
+        body.append(_row(row, tds))
     chance = "".join(f'<td class="num">{"–" if board.chance[c] is None else f"{board.chance[c]:.3f}"}</td>'
                      for c in columns)
     body.append(f'<tr class="chance"><td>chance</td><td></td>{chance}</tr>')
@@ -95,8 +100,7 @@ def _controls_section(board: Leaderboard) -> str:
             f'<td class="num" data-control="{escape(n)}">{escape(format_cell(board.controls.get((row, n))))}</td>'
             f'<td class="num" data-change="{escape(n)}">'
             f"{escape(format_change(board.control_changes.get((row, n))))}</td>" for n in names)
-        body.append(f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td>'
-                    f"<td>{escape(row.condition)}</td>{tds}</tr>")
+        body.append(_row(row, tds))
     rates = [board.control_chance.get(n) for n in names]
     chance = "".join(f'<td class="num">{"–" if r is None else f"{r:.3f}"}</td><td></td>' for r in rates)
     body.append(f'<tr class="chance"><td>chance</td><td></td>{chance}</tr>')
@@ -113,10 +117,9 @@ def _tokens_section(board: Leaderboard, figures: dict[str, bytes]) -> str:
         head = "<th>model</th><th>condition</th><th>tokens added</th>" + "".join(
             f"<th>{escape(c.split)}</th>" for c in columns)
         body = "".join(
-            f'<tr data-row="{escape(row.label)}"><td>{escape(row.model_label)}</td><td>{escape(row.condition)}</td>'
-            f'<td class="num" data-tokens="{board.tokens_added[row]}">{board.tokens_added[row]:,}</td>'
-            + "".join(f'<td class="num">{escape(format_cell(board.cells.get((row, c))))}</td>' for c in columns)
-            + "</tr>" for row in rows_with_tokens(board, family))
+            _row(row, f'<td class="num" data-tokens="{board.tokens_added[row]}">{board.tokens_added[row]:,}</td>'
+                 + "".join(f'<td class="num">{escape(format_cell(board.cells.get((row, c))))}</td>' for c in columns))
+            for row in rows_with_tokens(board, family))
         parts.append(f'<h3>{escape(family)}</h3><table class="tokens" data-family="{escape(family)}"><thead><tr>'
                      f"{head}</tr></thead><tbody>{body}</tbody></table>"
                      f"{_figure(f'{family}: accuracy against tokens added', figures.get(family))}")
