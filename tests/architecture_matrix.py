@@ -2,7 +2,8 @@
 
 For each architecture (and, where its config has an attention window, a variant whose window is shorter than the
 probe's prefix) the outcome is one of: ``exact`` (the probe trusted the cached path, and an independent check on
-other tokens agrees with plain forwards), ``fallback`` (the probe refused it, with a reason), or ``skipped`` (it
+other tokens agrees with plain forwards, in every mode the probe trusted: packed or unpacked, and contexts
+batched in one forward where it trusted that), ``fallback`` (the probe refused it, with a reason), or ``skipped`` (it
 does not build offline at tiny sizes). ``test_architectures.py`` asserts over it; run this file to print the
 summary table recorded in docs/performance.md::
 
@@ -23,6 +24,7 @@ from transformers import AutoModelForCausalLM
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from icl_generalization.scoring.group_batches import GroupWork, wave_logprobs
 from icl_generalization.scoring.prefix_cache import PrefixCacheConfig, compute_prefix, continuation_logprobs
 from icl_generalization.scoring.probe import check_cached_path
 
@@ -142,6 +144,23 @@ def independent_error(model: torch.nn.Module, seed: int = 1, packed: bool = True
     return worst, same
 
 
+def independent_wave_error(model: torch.nn.Module, seed: int = 2) -> tuple[float, bool]:
+    """The same check for groups of different contexts batched in one wave: three prefixes of other lengths than
+    the probe's (rows padded), continuations of other lengths, other chunking."""
+    rng = random.Random(seed)
+    groups = [([rng.randrange(VOCAB) for _ in range(n)], [[rng.randrange(VOCAB) for _ in range(k)] for k in ks])
+              for n, ks in ((333, (3, 17, 1)), (301, (8, 2)), (320, (1, 11)))]
+    works = [GroupWork(tuple(p), tuple(tuple(c) for c in cs), tuple(len(c) for c in cs)) for p, cs in groups]
+    rows = wave_logprobs(model, works, PrefixCacheConfig(batch_tokens=150), torch.float32)
+    worst, same = 0.0, True
+    for (prefix, continuations), group in zip(groups, rows, strict=True):
+        for continuation, got in zip(continuations, group, strict=True):
+            reference = _reference(model, prefix, continuation)
+            worst = max(worst, float((reference - got).abs().max()))
+            same = same and bool((reference.argmax(-1) == got.argmax(-1)).all())
+    return worst, same
+
+
 def run(model_type: str, window: int | None = None, extra: tuple[str, dict[str, Any]] | None = None) -> Outcome:
     variant = extra[0] if extra else "default" if window is None else f"window {window}"
     start = time.perf_counter()
@@ -157,8 +176,14 @@ def run(model_type: str, window: int | None = None, extra: tuple[str, dict[str, 
     if verdict.reason is not None:
         return Outcome(model_type, variant, "fallback", verdict.reason, attention, time.perf_counter() - start)
     error, same = independent_error(model, packed=verdict.packed)
+    if verdict.batched:  # trusted to batch contexts: that mode must be exact too
+        wave_error, wave_same = independent_wave_error(model)
+        error, same = max(error, wave_error), same and wave_same
     status = "exact" if error <= 1e-4 and same else "WRONG"  # a trusted model that scores wrong: the one bug
     detail = f"max abs difference {error:.1e}" + ("" if verdict.packed else f", unpacked ({verdict.unpacked_because})")
+    if verdict.packed:
+        detail += (", contexts batched" if verdict.batched
+                   else f", one context per forward ({verdict.unbatched_because})")
     return Outcome(model_type, variant, status, detail, attention, time.perf_counter() - start)
 
 
@@ -189,10 +214,11 @@ def summary(outcomes: list[Outcome]) -> str:
     lines = ["| architecture | variant | outcome | detail |", "|---|---|---|---|"]
     lines += [f"| {o.architecture} | {o.variant} | {o.status} | {o.detail.replace('|', '/')} |" for o in outcomes]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("exact", "fallback", "skipped", "WRONG")}
+    batched = sum(o.status == "exact" and "contexts batched" in o.detail for o in outcomes)
     lines += ["", f"{len(outcomes)} runs: {counts['exact']} exact, {counts['fallback']} fallback, "
               f"{counts['skipped']} skipped (unbuildable offline/tiny), {counts['WRONG']} wrong; "
               f"exact among built attention-based runs: {len(exact)}/{len(attention)} "
-              f"({100 * len(exact) / max(1, len(attention)):.0f}%)"]
+              f"({100 * len(exact) / max(1, len(attention)):.0f}%); {batched} exact runs batch contexts"]
     return "\n".join(lines)
 
 

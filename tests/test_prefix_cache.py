@@ -253,7 +253,7 @@ def test_questions_run_once_per_question_and_only_scored_rows_get_logits(
     from icl_generalization.scoring import prefix_cache
 
     if heads == "every row":  # a model whose forward takes no positions to keep: all logits, the same answer
-        monkeypatch.setattr(prefix_cache, "_keeps_indices", lambda _model: False)
+        monkeypatch.setattr(prefix_cache, "keeps_indices", lambda _model: False)
     model = _model("sdpa")
     rng = random.Random(5)
     prefix_ids = [rng.randrange(VOCAB) for _ in range(50)]

@@ -12,8 +12,10 @@ from one computed prefix (``generate_from_prefix``, one request at a time, throu
 post-processing of each request; the others go through HFLM's batched ``generate_until``.
 
 Model arguments (``--model_args``): ``prefix_cache`` (default true), ``prefix_min_tokens`` (shortest prefix
-worth sharing, default 256), ``prefix_batch_tokens`` (most tokens in one forward, default 1024) and
-``prefix_memory_mb`` (memory budget of one forward; default 2 GiB on CPU, half the free memory on CUDA).
+worth sharing, default 256), ``prefix_batch_tokens`` (most tokens in one forward, default 1024),
+``prefix_memory_mb`` (memory budget of one forward; default 2 GiB on CPU, half the free memory on CUDA) and
+``prefix_batch_groups`` (most groups of different contexts scored side by side in one forward,
+``scoring.group_batches``; default 8 on CUDA, where small forwards leave the device idle, and 1 elsewhere).
 
 Unlike HFLM, a request longer than the model's window is refused (``ContextBudgetError``) instead of being
 cut from the left with a log line: for an in-context task that cut silently drops the evidence.
@@ -43,8 +45,10 @@ from tqdm import tqdm
 from icl_generalization.core.errors import ContextBudgetError, UserError
 from icl_generalization.core.validation import flag, positive_int
 from icl_generalization.scoring.attention import masked_attention
+from icl_generalization.scoring.group_batches import GroupWork, plan_waves, score_wave
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
+    ScoredContinuation,
     compute_prefix,
     generate_from_prefix,
     packed_tokens,
@@ -56,6 +60,7 @@ from icl_generalization.scoring.probe import cached_path_verdict, distrust
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_TOKENS = 256
+GPU_BATCH_GROUPS = 8
 # HFLM's request triple: ((context, continuation) strings or None, context tokens, continuation tokens).
 Request = tuple[Any, list[int], list[int]]
 
@@ -167,15 +172,23 @@ class PrefixSettings:
     enabled: bool = True
     min_tokens: int = DEFAULT_MIN_TOKENS
     cache: PrefixCacheConfig = field(default_factory=PrefixCacheConfig)
+    batch_groups: int | None = None  # None: GPU_BATCH_GROUPS on CUDA, 1 elsewhere
 
     @classmethod
     def from_model_args(cls, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
-                        prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None) -> PrefixSettings:
+                        prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None,
+                        prefix_batch_groups: Any = None) -> PrefixSettings:
         batch = _optional_count(prefix_batch_tokens, "prefix_batch_tokens")
         return cls(enabled=flag(prefix_cache, "prefix_cache"),
                    min_tokens=positive_int(prefix_min_tokens, "prefix_min_tokens"),
                    cache=PrefixCacheConfig(batch_tokens=batch or PrefixCacheConfig.batch_tokens,
-                                           memory_mb=_optional_count(prefix_memory_mb, "prefix_memory_mb")))
+                                           memory_mb=_optional_count(prefix_memory_mb, "prefix_memory_mb")),
+                   batch_groups=_optional_count(prefix_batch_groups, "prefix_batch_groups"))
+
+    def groups_per_forward(self, device: torch.device) -> int:
+        if self.batch_groups is not None:
+            return self.batch_groups
+        return GPU_BATCH_GROUPS if device.type == "cuda" else 1
 
     def __post_init__(self) -> None:
         if self.min_tokens < 1:
@@ -195,22 +208,27 @@ class GenerationRequest:
 # lm-eval ships no type information, so HFLM is Any to mypy; the overridden methods are typed here.
 class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def __init__(self, *args: Any, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
-                 prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None, **kwargs: Any) -> None:
+                 prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None, prefix_batch_groups: Any = None,
+                 **kwargs: Any) -> None:
         # Validated before the (slow) model load, so a typo fails at once.
-        self.prefix_settings = PrefixSettings.from_model_args(prefix_cache, prefix_min_tokens,
-                                                              prefix_batch_tokens, prefix_memory_mb)
+        self.prefix_settings = PrefixSettings.from_model_args(prefix_cache, prefix_min_tokens, prefix_batch_tokens,
+                                                              prefix_memory_mb, prefix_batch_groups)
         super().__init__(*args, **kwargs)
         self._join_cpu_processes(tensor_parallel=kwargs.get("tp_plan") is not None)
         # Running totals over this object's life: what the cached path did (logged, read by the benchmark).
         # planned_tokens: the plan's one-level count (each prefix once, every tail whole); packed_tokens: what the
-        # cached path ran (each prefix once, each packed trie, where a question's choices share the question).
+        # cached path ran (each prefix once, each packed trie, where a question's choices share the question);
+        # waves, wave_groups: forwards that batched groups of different contexts, and the groups in them, whose
+        # padding (wave_padding_tokens) ran on top of packed_tokens.
         # generate_*: the same for generate_until, whose planned tokens are prompt tokens (new tokens cost the same
         # on both paths).
         self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0,
-                             "packed_tokens": 0, "generate_groups": 0, "generate_cached_requests": 0,
+                             "packed_tokens": 0, "waves": 0, "wave_groups": 0, "wave_padding_tokens": 0,
+                             "generate_groups": 0, "generate_cached_requests": 0,
                              "generate_ordinary_requests": 0, "generate_planned_tokens": 0}
         self._prefix_warned: set[str] = set()
-        self._packed = True  # the mode the probe proved (prefix_cache_verdict sets it)
+        self._packed = True  # the modes the probe proved (prefix_cache_verdict sets them)
+        self._batched = False
 
     def _join_cpu_processes(self, tensor_parallel: bool = False) -> None:
         """Split the requests over the launched processes when they run on CPU, as HFLM does on GPUs.
@@ -272,7 +290,10 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         dtype = self.mixed_precision_dtype or next(self.model.parameters()).dtype
         with self._autocast():
             verdict = cached_path_verdict(self.model, self.max_length, self.prefix_settings.cache, dtype)
-        self._packed = verdict.packed
+        self._packed, self._batched = verdict.packed, verdict.batched
+        if verdict.trusted and not verdict.batched and self.prefix_settings.groups_per_forward(self.device) > 1:
+            self._warn_once(f"prefix cache scores one context per forward: batching contexts "
+                            f"{verdict.unbatched_because or 'needs the packed mode'}", log.info)
         if verdict.trusted and not verdict.packed:
             self._warn_once(f"prefix cache unpacked (one forward per continuation after the cached prefix): packing "
                             f"{verdict.unpacked_because}", log.info)
@@ -360,24 +381,51 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def _score_cached(self, requests: Sequence[Request], groups: Sequence[Group],
                       results: list[tuple[float, bool] | None], pbar: tqdm) -> None:
         config = self.prefix_settings.cache
+        works = [GroupWork(prefix=tuple(requests[g.members[0]][1][:g.prefix_length]),
+                           continuations=tuple(tuple(requests[i][1][g.prefix_length:] + requests[i][2])
+                                               for i in g.members),
+                           n_scored=tuple(len(requests[i][2]) for i in g.members)) for g in groups]
         # A flash-attention model runs the packed forwards in SDPA and goes back to its kernel afterwards.
         with self._autocast(), masked_attention(self.model):
-            for group in groups:
+            waves: list[list[int]] = []
+            alone = list(range(len(groups)))
+            if self._batched:
+                waves, alone = plan_waves(self.model, works, self.prefix_settings.groups_per_forward(self.device),
+                                          config)
+            for wave in waves:
+                wave_scores = score_wave(self.model, [works[g] for g in wave], config, self.softmax_dtype)
+                self._count_wave([works[g] for g in wave])
+                for g, group_scores in zip(wave, wave_scores, strict=True):
+                    self._record(requests, groups[g], group_scores, results, pbar)
+            for g in alone:
+                work = works[g]
                 # A group's prefix lies inside every member's context (plan_groups shares contexts only).
-                prefix = compute_prefix(self.model, requests[group.members[0]][1][:group.prefix_length], config)
-                tails = [requests[i][1][group.prefix_length:] + requests[i][2] for i in group.members]
-                n_scored = [len(requests[i][2]) for i in group.members]
-                scored = score_continuations(self.model, prefix, tails, n_scored, config, self.softmax_dtype,
-                                             self._packed)
-                self.prefix_stats["packed_tokens"] += prefix.length + packed_tokens(self.model, prefix.length,
-                                                                                    tails, config, self._packed)
-                for i, s in zip(group.members, scored, strict=True):
-                    answer = (s.total, s.greedy)
-                    results[i] = answer
-                    if requests[i][0] is not None:
-                        self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-                    pbar.update(1)
+                prefix = compute_prefix(self.model, work.prefix, config)
+                scored = score_continuations(self.model, prefix, work.continuations, work.n_scored, config,
+                                             self.softmax_dtype, self._packed)
+                self.prefix_stats["packed_tokens"] += prefix.length + packed_tokens(
+                    self.model, prefix.length, work.continuations, config, self._packed)
+                self._record(requests, groups[g], scored, results, pbar)
                 del prefix  # free the cache before the next group's prefix is computed
+
+    def _count_wave(self, works: Sequence[GroupWork]) -> None:
+        """What a wave ran: every row padded to the longest prefix and the longest trie."""
+        width = max(len(w.prefix) for w in works)
+        sizes = [len(w.tree().tokens) for w in works]
+        real = sum(len(w.prefix) for w in works) + sum(sizes)
+        self.prefix_stats["waves"] += 1
+        self.prefix_stats["wave_groups"] += len(works)
+        self.prefix_stats["packed_tokens"] += real
+        self.prefix_stats["wave_padding_tokens"] += len(works) * (width + max(sizes)) - real
+
+    def _record(self, requests: Sequence[Request], group: Group, scored: Sequence[ScoredContinuation],
+                results: list[tuple[float, bool] | None], pbar: tqdm) -> None:
+        for i, s in zip(group.members, scored, strict=True):
+            answer = (s.total, s.greedy)
+            results[i] = answer
+            if requests[i][0] is not None:
+                self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+            pbar.update(1)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         reason = self._cache_unsupported()

@@ -109,14 +109,35 @@ class CachedPrefix:
         return tuple((layer.keys, layer.values) for layer in self._plain_layers())
 
     def restore(self) -> None:
-        """Drop whatever a forward appended after the prefix (what ``DynamicLayer.crop`` does, by length)."""
-        for layer in self._plain_layers():
-            layer.keys = layer.keys[..., :self.length, :]
-            layer.values = layer.values[..., :self.length, :]
+        """Drop whatever a forward appended after the prefix."""
+        crop_cache(self.cache, self.length)
 
     def _plain_layers(self) -> Iterator[_PlainLayer]:
-        for layer in self.cache.layers:  # all DynamicLayer with tensors: compute_prefix checked
-            yield cast(_PlainLayer, layer)
+        return plain_layers(self.cache)
+
+
+def plain_layers(cache: DynamicCache) -> Iterator[_PlainLayer]:
+    """The layers of a cache ``check_plain_layers`` passed, typed as holding tensors."""
+    for layer in cache.layers:
+        yield cast(_PlainLayer, layer)
+
+
+def crop_cache(cache: DynamicCache, length: int) -> None:
+    """Cut every layer back to its first ``length`` positions (what ``DynamicLayer.crop`` does, by length): views
+    of the same values, which a forward's concatenation copied bit for bit."""
+    for layer in plain_layers(cache):
+        layer.keys = layer.keys[..., :length, :]
+        layer.values = layer.values[..., :length, :]
+
+
+def check_plain_layers(cache: DynamicCache, length: int) -> None:
+    """Refuse a cache that ``crop_cache`` could not cut back: only plain key/value layers can be cut by length;
+    anything else (recurrent states, indexer keys) would keep what a packed forward appended."""
+    for layer in cache.layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if type(layer) is not DynamicLayer or not isinstance(keys, torch.Tensor) \
+                or not isinstance(values, torch.Tensor) or keys.shape[-2] != length:
+            raise TypeError(f"cache layer {type(layer).__name__} holds no plain key/value tensors to reuse")
 
 
 @dataclass(frozen=True)
@@ -166,7 +187,7 @@ def _accepts_logits_to_keep(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(_base_model(model).forward).parameters
 
 
-def _keeps_indices(model: Any) -> bool:
+def keeps_indices(model: Any) -> bool:
     """Whether ``model``'s forward takes ``logits_to_keep`` as a tensor of positions (``slice_logits_to_keep``),
     not only as a count of last positions; models with older forwards would misread a tensor."""
     parameter = inspect.signature(_base_model(model).forward).parameters.get("logits_to_keep")
@@ -238,13 +259,7 @@ def compute_prefix(model: Any, token_ids: Sequence[int], config: PrefixCacheConf
         logits = out.logits[0, -1].clone()
         del out  # the chunk's hidden states and logits go before the next chunk runs
     assert logits is not None
-    for layer in cache.layers:
-        # Only plain key/value layers can be cut back by length; anything else (recurrent states, indexer keys)
-        # would keep what a packed forward appended.
-        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-        if type(layer) is not DynamicLayer or not isinstance(keys, torch.Tensor) \
-                or not isinstance(values, torch.Tensor) or keys.shape[-2] != len(token_ids):
-            raise TypeError(f"cache layer {type(layer).__name__} holds no plain key/value tensors to reuse")
+    check_plain_layers(cache, len(token_ids))
     return CachedPrefix(token_ids=tuple(token_ids), cache=cache, last_logits=logits)
 
 
@@ -291,8 +306,9 @@ class ModelDims:
         return 2 * self.kv_heads * self.head_dim * tokens * self.elem
 
 
-def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
-    """An upper estimate of what one packed forward of ``n_tokens`` after the prefix allocates.
+def forward_bytes(model: Any, prefix_length: int, n_tokens: int, rows: int = 1) -> int:
+    """An upper estimate of what one packed forward of ``n_tokens`` per row after the prefix allocates, for
+    ``rows`` rows (several groups' packs side by side, ``scoring.group_batches``).
 
     Logits and their log-softmax (fp32; an upper bound, as only the scored rows get them), per-head attention
     scores and probabilities of one layer (the math kernels materialise them), the mask, what the working cache
@@ -305,25 +321,27 @@ def forward_bytes(model: Any, prefix_length: int, n_tokens: int) -> int:
     scores = 2 * d.heads * n_tokens * kv_len * 4 + n_tokens * kv_len * 4
     cache_growth = d.kv_bytes(d.layers * n_tokens + kv_len)
     activations = n_tokens * (8 * d.hidden + 3 * d.inter) * 4
-    return logits + scores + cache_growth + activations
+    return rows * (logits + scores + cache_growth + activations)
 
 
-def tokens_per_forward(model: Any, prefix_length: int, config: PrefixCacheConfig) -> int:
-    """The most continuation tokens one forward may pack: ``config.batch_tokens``, halved until the memory fits."""
+def tokens_per_forward(model: Any, prefix_length: int, config: PrefixCacheConfig, rows: int = 1) -> int:
+    """The most tokens per row one forward of ``rows`` rows may pack: ``config.batch_tokens`` over all rows,
+    halved until the memory fits."""
     budget = memory_budget(model, config)
-    n = config.batch_tokens
-    while n > 1 and forward_bytes(model, prefix_length, n) > budget:
+    n = max(1, config.batch_tokens // rows)
+    while n > 1 and forward_bytes(model, prefix_length, n, rows) > budget:
         n //= 2
     return n
 
 
 def _as_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
+    """``allowed`` [batch, queries, keys] as the model's 4D mask [batch, 1, queries, keys]."""
     if model.config._attn_implementation == "sdpa":
-        return allowed[None, None]
+        return allowed[:, None]
     # Eager attention adds the mask to the scores: 0 where allowed, the dtype's minimum elsewhere.
     dtype = next(model.parameters()).dtype
     additive = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-    return additive.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+    return additive.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 def sliding_window(model: Any) -> int | None:
@@ -337,27 +355,43 @@ def sliding_window(model: Any) -> int | None:
     return window if sliding else None
 
 
+def layer_masks(model: Any, allowed: torch.Tensor, query_pos: torch.Tensor,
+                key_pos: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The 4D mask(s) of one forward from what each query may see, ``allowed`` [batch, queries, keys], and the
+    positions of queries [batch, queries] and keys [batch, keys]: one mask, or one per layer type.
+
+    A sliding layer also sees only the ``sliding_window`` positions up to and including its own (transformers'
+    ``sliding_window_overlay``: ``kv > q - window``).
+    """
+    window = sliding_window(model)
+    if window is None:
+        return _as_mask(model, allowed)
+    windowed = _as_mask(model, allowed & (query_pos[:, :, None] - key_pos[:, None, :] < window))
+    if not (getattr(text_config(model), "layer_types", None) or ()):
+        return windowed
+    return {"full_attention": _as_mask(model, allowed), "sliding_attention": windowed}
+
+
+def tree_attention(tree: PackedTree, device: torch.device) -> torch.Tensor:
+    """Which packed tokens each packed token sees [n, n]: its ancestors in the trie, itself included."""
+    index = torch.arange(len(tree.tokens), device=device)
+    end = torch.tensor(tree.end, device=device)
+    return (index[None, :] <= index[:, None]) & (index[:, None] < end[None, :])
+
+
 def packed_masks(model: Any, prefix_length: int, tree: PackedTree,
                  device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
     """The attention mask of one packed forward: [1, 1, n, prefix + n], or one per layer type.
 
     Every packed token sees the prefix and its own ancestors in the trie (itself included): exactly what it
-    would see in ``prefix + its continuation``. A sliding layer also sees only the ``sliding_window`` positions
-    up to and including its own (transformers' ``sliding_window_overlay``: ``kv > q - window``).
+    would see in ``prefix + its continuation``.
     """
-    index = torch.arange(len(tree.tokens), device=device)
-    end = torch.tensor(tree.end, device=device)
-    own = (index[None, :] <= index[:, None]) & (index[:, None] < end[None, :])
-    allowed = torch.cat([torch.ones(len(tree.tokens), prefix_length, dtype=torch.bool, device=device), own], dim=1)
-    window = sliding_window(model)
-    if window is None:
-        return _as_mask(model, allowed)
+    n = len(tree.tokens)
+    allowed = torch.cat([torch.ones(n, prefix_length, dtype=torch.bool, device=device),
+                         tree_attention(tree, device)], dim=1)
     query_pos = prefix_length + torch.tensor(tree.depth, device=device)
     key_pos = torch.cat([torch.arange(prefix_length, device=device), query_pos])
-    windowed = _as_mask(model, allowed & (query_pos[:, None] - key_pos[None, :] < window))
-    if not (getattr(text_config(model), "layer_types", None) or ()):
-        return windowed
-    return {"full_attention": _as_mask(model, allowed), "sliding_attention": windowed}
+    return layer_masks(model, allowed[None], query_pos[None], key_pos[None])
 
 
 @dataclass(frozen=True)
@@ -453,7 +487,8 @@ def packed_tokens(model: Any, prefix_length: int, continuations: Sequence[Sequen
     return sum(len(PackedTree.build([inputs[i] for i in batch]).tokens) for batch in plan_batches(inputs, limit))
 
 
-def _score_one(logprobs: torch.Tensor, targets: list[int], n_scored: int) -> ScoredContinuation:
+def score_rows(logprobs: torch.Tensor, targets: list[int], n_scored: int) -> ScoredContinuation:
+    """The scored last ``n_scored`` tokens of ``targets`` from their log-probability rows (the last rows)."""
     rows = logprobs[-n_scored:]
     wanted = torch.tensor(targets[-n_scored:], dtype=torch.long, device=rows.device)
     picked = rows.gather(1, wanted[:, None]).squeeze(1)
@@ -495,18 +530,27 @@ def continuation_logprobs(model: Any, prefix: CachedPrefix, continuations: Seque
         return
     for batch in plan_batches(inputs, tokens_per_forward(model, prefix.length, config)):
         tree = PackedTree.build([inputs[i] for i in batch])
-        # The packed tokens whose logits some continuation scores: its last n_rows - 1 inputs (or all of them).
-        wanted = sorted({k for i, path in zip(batch, tree.paths, strict=True)
-                         for k in path[len(path) - min(n_rows[i], len(path)):]})
-        row_of = {k: r for r, k in enumerate(wanted)}
+        wanted, picks = scored_rows(tree, [n_rows[i] for i in batch])
         logprobs = _packed_logprobs(model, prefix, tree, wanted, softmax_dtype) if wanted else first
-        for i, path in zip(batch, tree.paths, strict=True):
-            picked = [row_of[k] for k in path[len(path) - min(n_rows[i], len(path)):]]
+        for i, (picked, needs_first) in zip(batch, picks, strict=True):
             rows = logprobs[torch.tensor(picked, dtype=torch.long, device=logprobs.device)]
-            if n_rows[i] > len(path):
-                rows = torch.cat([first, rows])
-            yield i, rows
+            yield i, torch.cat([first, rows]) if needs_first else rows
         del logprobs  # before the next forward: one batch's rows alive at a time
+
+
+def scored_rows(tree: PackedTree, n_rows: Sequence[int]) -> tuple[list[int], list[tuple[list[int], bool]]]:
+    """Which packed tokens' logits the continuations of ``tree`` score, and for each continuation its rows among
+    them (in order) and whether its first scored token is the one right after the prefix (predicted by the
+    prefix's last logits, not by a packed token).
+
+    A continuation scoring its last k tokens needs the logits of its last k - 1 inputs, or all of them.
+    """
+    wanted = sorted({k for path, n in zip(tree.paths, n_rows, strict=True)
+                     for k in path[len(path) - min(n, len(path)):]})
+    row_of = {k: r for r, k in enumerate(wanted)}
+    picks = [([row_of[k] for k in path[len(path) - min(n, len(path)):]], n > len(path))
+             for path, n in zip(tree.paths, n_rows, strict=True)]
+    return wanted, picks
 
 
 def _packed_logprobs(model: Any, prefix: CachedPrefix, tree: PackedTree, wanted: list[int],
@@ -523,7 +567,7 @@ def _packed_logprobs(model: Any, prefix: CachedPrefix, tree: PackedTree, wanted:
     keep = torch.tensor(wanted, dtype=torch.long, device=device)
     # Models whose forward takes positions to keep run the output layer (with any scaling or soft-capping the
     # model applies after it) on those rows only; the others compute every row and the wanted ones are taken.
-    kwargs = {"logits_to_keep": keep} if _keeps_indices(model) else {}
+    kwargs = {"logits_to_keep": keep} if keeps_indices(model) else {}
     try:
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     **{cache_keyword(model): prefix.cache}, **kwargs)
@@ -560,7 +604,7 @@ def score_continuations(model: Any, prefix: CachedPrefix, continuations: Sequenc
     _check_continuations(continuations, n_scored)
     results: list[ScoredContinuation | None] = [None] * len(continuations)
     for i, rows in continuation_logprobs(model, prefix, continuations, n_scored, config, softmax_dtype, packed):
-        results[i] = _score_one(rows, list(continuations[i]), n_scored[i])
+        results[i] = score_rows(rows, list(continuations[i]), n_scored[i])
     return [r for r in results if r is not None]
 
 

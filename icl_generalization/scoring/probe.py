@@ -9,7 +9,9 @@ cached path only if every log-probability row agrees within a dtype-appropriate 
 argmax (a half-precision model is also proved in float32, where small structural errors show). Packed first; where
 packing is refused or disagrees, the unpacked mode (one forward per continuation after the cached prefix, the
 model's own masks and positions) is proved the same way, and the stock path is left only for models that fail
-both. The verdict, with its mode, is kept per model object.
+both. A packed model is also proved batched across contexts (``scoring.group_batches``: two groups of different
+prefix lengths as rows of one batch); one that fails that is still trusted packed, one group at a time. The
+verdict, with its modes, is kept per model object.
 
 The probe is random token ids (the model's numbers do not need meaningful text to disagree), a prefix longer
 than any attention window the config declares (a window shorter than the probe is the only way a windowing error
@@ -29,12 +31,14 @@ import torch
 import torch.nn.functional as F
 
 from icl_generalization.scoring.attention import masked_attention
+from icl_generalization.scoring.group_batches import GroupWork, wave_logprobs
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     compute_prefix,
     config_int,
     continuation_logprobs,
     input_device,
+    keeps_indices,
     packing_unsupported_reason,
     text_config,
     unsupported_reason,
@@ -43,6 +47,7 @@ from icl_generalization.scoring.prefix_cache import (
 PROBE_PREFIX = 300
 PROBE_CONTINUATIONS = (1, 4, 9, 2, 6)  # token counts: one with nothing to pack, several packed together
 SHARED_START = 5  # tokens two extra continuations share with the longest one
+PROBE_PADDING = 37  # how much shorter the second prefix of the batched probe is (its row is padded)
 # Packed tokens per probe forward: the continuations take several packed forwards from one working cache.
 PROBE_PACK = 12
 # Config fields that bound how far back some layers look; the probe's prefix reaches past the longest.
@@ -64,12 +69,15 @@ class Verdict:
     """Whether a model's cached scores may be trusted; ``reason`` says why not.
 
     ``packed`` is the mode that was proved; an unpacked verdict keeps in ``unpacked_because`` why packing was not.
+    ``batched`` says whether groups of different contexts may share a forward; ``unbatched_because`` why not.
     """
 
     reason: str | None
     max_error: float = 0.0
     packed: bool = True
     unpacked_because: str | None = None
+    batched: bool = False
+    unbatched_because: str | None = None
 
     @property
     def trusted(self) -> bool:
@@ -143,7 +151,6 @@ def _compare(reference: torch.Tensor, cached: torch.Tensor, tolerance: tuple[flo
 
 def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]], prefill: PrefixCacheConfig,
                 pack: PrefixCacheConfig, dtype: torch.dtype, packed: bool) -> Verdict:
-    tolerance = TOLERANCE.get(dtype, TOLERANCE[torch.float32])
     try:
         references = [_reference_rows(model, prefix_ids, c) for c in continuations]
     except Exception as error:  # the stock path will meet the same error and report it
@@ -154,16 +161,43 @@ def _probe_once(model: Any, prefix_ids: list[int], continuations: list[list[int]
                                             pack, torch.float32, packed))
     except Exception as error:  # any failure of the cached path means the stock path
         return Verdict(f"the cached path failed on a probe ({_one_line(error)})")
+    return _judge(references, [cached[i] for i in range(len(continuations))], dtype, len(prefix_ids), packed)
+
+
+def _probe_wave(model: Any, prefix_ids: list[int], continuations: list[list[int]], prefill: PrefixCacheConfig,
+                dtype: torch.dtype) -> Verdict:
+    """Two groups as rows of one batch (``score_wave``): the probe's prefix with its first continuations, and a
+    shorter prefix (the same tokens reversed, so the rows differ and one is padded) with the rest."""
+    short = list(reversed(prefix_ids))[:max(1, len(prefix_ids) - PROBE_PADDING)]
+    split = len(continuations) // 2
+    groups = [(prefix_ids, continuations[:split]), (short, continuations[split:])]
+    try:
+        references = [_reference_rows(model, p, c) for p, conts in groups for c in conts]
+    except Exception as error:
+        return Verdict(f"a plain forward of the probe failed ({_one_line(error)})")
+    works = [GroupWork(tuple(p), tuple(tuple(c) for c in conts), tuple(len(c) for c in conts)) for p, conts in groups]
+    # Two rows of prefill chunks a third of the prefix long each, as the single-group probe chunks it.
+    config = PrefixCacheConfig(batch_tokens=2 * prefill.batch_tokens, memory_mb=prefill.memory_mb)
+    try:
+        rows = [r for group in wave_logprobs(model, works, config, torch.float32) for r in group]
+    except Exception as error:
+        return Verdict(f"batching groups of different contexts failed on a probe ({_one_line(error)})")
+    return _judge(references, rows, dtype, len(prefix_ids), True)
+
+
+def _judge(references: Sequence[torch.Tensor], cached: Sequence[torch.Tensor], dtype: torch.dtype,
+           prefix_length: int, packed: bool) -> Verdict:
+    tolerance = TOLERANCE.get(dtype, TOLERANCE[torch.float32])
     worst, agree = 0.0, True
-    for i, reference in enumerate(references):
-        difference, ok = _compare(reference, cached[i].to(reference.device), tolerance)
+    for reference, rows in zip(references, cached, strict=True):
+        difference, ok = _compare(reference, rows.to(reference.device), tolerance)
         worst, agree = max(worst, difference), agree and ok
     if agree:
         return Verdict(None, worst, packed)
     absolute, relative = tolerance
     allowed = f"{absolute:g}" + (f" + {relative:g} x |log-probability|" if relative else "")
     return Verdict(f"the cached path differs by up to {worst:.3g} nats (or in its argmax) from plain forwards on a "
-                   f"{len(prefix_ids)}-token probe in {str(dtype).removeprefix('torch.')} (tolerance {allowed})",
+                   f"{prefix_length}-token probe in {str(dtype).removeprefix('torch.')} (tolerance {allowed})",
                    worst)
 
 
@@ -220,23 +254,27 @@ def check_cached_path(model: Any, max_length: int, config: PrefixCacheConfig | N
     prefill_config = PrefixCacheConfig(batch_tokens=-(-len(prefix_ids) // 3), memory_mb=memory_mb)
     pack_config = PrefixCacheConfig(batch_tokens=PROBE_PACK, memory_mb=memory_mb)
 
-    def prove(packed: bool) -> Verdict:
+    def prove(probe: Callable[[torch.dtype], Verdict]) -> Verdict:
         if dtype not in EXACT_DTYPES:
-            verdict = _in_float32(model, lambda: _probe_once(model, prefix_ids, continuations, prefill_config,
-                                                             pack_config, torch.float32, packed))
+            verdict = _in_float32(model, lambda: probe(torch.float32))
             if not verdict.trusted:
                 return verdict
-        return _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, dtype, packed)
+        return probe(dtype)
+
+    def mode(packed: bool) -> Callable[[torch.dtype], Verdict]:
+        return lambda d: _probe_once(model, prefix_ids, continuations, prefill_config, pack_config, d, packed)
 
     # Both sides of the probe run in the attention the cached path runs in (SDPA for a flash-attention model):
     # the probe proves the masks and positions; flash kernels take no float32 and no 4D mask.
     try:
         with masked_attention(model):
             refused = packing_unsupported_reason(model)
-            packed = Verdict(refused) if refused is not None else prove(packed=True)
+            packed = Verdict(refused) if refused is not None else prove(mode(packed=True))
             if packed.trusted:
-                return packed
-            unpacked = prove(packed=False)
+                wave = prove(lambda d: _probe_wave(model, prefix_ids, continuations, prefill_config, d)) \
+                    if keeps_indices(model) else Verdict("the model's forward keeps no logits by position")
+                return replace(packed, batched=wave.trusted, unbatched_because=wave.reason)
+            unpacked = prove(mode(packed=False))
     except Exception as error:  # _probe_once catches its own; what is left is the switch of attention itself
         return Verdict(f"switching the attention implementation for the cached path failed ({_one_line(error)})")
     if unpacked.trusted:
