@@ -325,7 +325,8 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
     config = BenchConfig(model=args.model, random_config=args.random_config, task=args.task,
                          lengths=parse_lengths(args.lengths), limit=limit, stock_questions=args.stock_questions,
                          device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
-                         min_tokens=args.min_tokens, batch_tokens=args.batch_tokens, threads=args.threads)
+                         min_tokens=args.min_tokens, batch_tokens=args.batch_tokens,
+                         batch_groups=args.batch_groups, threads=args.threads)
     if not args.out:
         print(format_report(run_prefix_cache_bench(config)))
         return 0
@@ -473,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=1, help="HFLM batch size of both paths' ordinary scoring")
     b.add_argument("--min-tokens", type=int, default=256, help="shortest shared prefix worth caching")
     b.add_argument("--batch-tokens", type=int, default=1024, help="most tokens in one cached forward")
+    b.add_argument("--batch-groups", type=int, default=None,
+                   help="most contexts scored side by side in one cached forward (default: 8 on CUDA, 1 on CPU)")
     b.add_argument("--threads", type=int, help="torch CPU threads")
     b.add_argument("--out", help="write the figures as JSON here")
     b.set_defaults(func=_cmd_bench_prefix_cache)

@@ -13,10 +13,15 @@ of random tokens: one context, ``questions`` questions of 12-20 tokens, each wit
   timed on the first ``stock_questions`` questions and scaled to all (the JSON says so);
 - both log-softmax in float32; exactness on the stock-timed requests: largest |log-likelihood difference| and
   whether each question's best choice is the same;
-- peak memory of each path (``peak_memory``: ``torch.cuda.max_memory_allocated`` on CUDA).
+- peak memory of each path (``peak_memory``: ``torch.cuda.max_memory_allocated`` on CUDA);
+- several contexts per forward (``scoring/group_batches.py``): ``--wave-groups`` short contexts of about
+  ``--wave-length`` tokens with ``--wave-questions`` questions each, scored one group at a time and in waves of
+  up to ``--wave-size`` groups; the ratio of the two times and the largest difference between them.
 
     python scripts/gpu_check.py --default-model /path/to/smollm2-135m --out gpu_check.json
     python scripts/gpu_check.py --device cpu --tiny --out /tmp/check.json    # the CPU smoke test
+    python scripts/gpu_check.py --device cpu --dtypes float32 --default-model M --random-configs "" \
+        --lengths "" --out waves.json                                           # only the waves, on CPU
 
 The JSON is written through a temporary file and a rename, and an existing file is never replaced (the
 package's ``core.outputs`` needs pydantic, which the GPU machine may lack).
@@ -56,7 +61,8 @@ def _load(name: str, as_name: str | None = None) -> ModuleType:
 # The scorer imports its attention switch by package name; registered under that name, the import finds it
 # in sys.modules without running the package's __init__ (which needs lm-eval).
 _load("attention", "icl_generalization.scoring.attention")
-prefix_cache = _load("prefix_cache")
+prefix_cache = _load("prefix_cache", "icl_generalization.scoring.prefix_cache")
+group_batches = _load("group_batches")
 peak_memory = _load("peak_memory")
 random_models = _load("random_models")
 
@@ -136,6 +142,45 @@ def check(model: Any, name: str, length: int, questions: int, stock_questions: i
     }
 
 
+def check_waves(model: Any, name: str, groups: int, length: int, questions: int, batch_tokens: int,
+                wave_size: int) -> dict[str, Any]:
+    """Many short contexts, scored one group at a time and then in waves of up to ``wave_size`` groups."""
+    device = next(model.parameters()).device
+    vocab = model.get_input_embeddings().num_embeddings
+    rng = random.Random(1)
+    works = []
+    for g in range(groups):
+        context, asked = workload(vocab, rng.randint(length * 9 // 10, length), questions, seed=100 + g)
+        continuations = tuple(tuple(question + choice) for question, choices in asked for choice in choices)
+        n_scored = tuple(len(choice) for _, choices in asked for choice in choices)
+        works.append(group_batches.GroupWork(tuple(context), continuations, n_scored))
+    config = prefix_cache.PrefixCacheConfig(batch_tokens=batch_tokens)
+    timings, results = {}, {}
+    for mode in ("alone", "waves"):
+        with peak_memory.peak_memory(device) as peak:
+            _sync(device)
+            start = time.perf_counter()
+            waves, alone = group_batches.plan_waves(model, works, wave_size if mode == "waves" else 1, config)
+            scored: dict[int, list[float]] = {}
+            for wave in waves:
+                for g, group in zip(wave, group_batches.score_wave(model, [works[g] for g in wave], config,
+                                                                    torch.float32), strict=True):
+                    scored[g] = [s.total for s in group]
+            for g in alone:
+                prefix = prefix_cache.compute_prefix(model, works[g].prefix, config)
+                scored[g] = [s.total for s in prefix_cache.score_continuations(
+                    model, prefix, works[g].continuations, works[g].n_scored, config, torch.float32)]
+                del prefix
+            _sync(device)
+        timings[mode] = {"seconds": time.perf_counter() - start, "peak_mib": peak.mib, "waves": len(waves),
+                         "groups_in_waves": sum(len(w) for w in waves)}
+        results[mode] = [v for g in range(groups) for v in scored[g]]
+    return {"model": name, "groups": groups, "context_tokens_max": length, "questions_per_group": questions,
+            "wave_size": wave_size, **timings,
+            "speedup": timings["alone"]["seconds"] / timings["waves"]["seconds"],
+            "max_abs_diff": max(abs(a - b) for a, b in zip(results["alone"], results["waves"], strict=True))}
+
+
 def _models(args: argparse.Namespace, dtype: torch.dtype, device: torch.device) -> Iterator[tuple[str, Any]]:
     """One model at a time, so only one is in memory."""
     vocab = DEFAULT_VOCAB
@@ -161,22 +206,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=32, help="questions per context (4 choices each)")
     parser.add_argument("--stock-questions", type=int, default=2, help="questions timed on the stock path")
     parser.add_argument("--batch-tokens", type=int, default=1024)
+    parser.add_argument("--wave-groups", type=int, default=32, help="short contexts for the waves check (0: skip)")
+    parser.add_argument("--wave-length", type=int, default=400, help="their longest context, in tokens")
+    parser.add_argument("--wave-questions", type=int, default=2, help="questions per short context")
+    parser.add_argument("--wave-size", type=int, default=8, help="most contexts per forward")
     parser.add_argument("--tiny", action="store_true", help="CPU smoke test: the tiny config, short contexts")
     parser.add_argument("--out", required=True, help="the JSON of figures (must not exist)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.random_configs, args.lengths, args.questions = "tiny", "96,160", 3
+        args.wave_groups, args.wave_length = 6, 96
     args.random_configs = [c for c in args.random_configs.split(",") if c]
     out = Path(args.out)
     if out.exists():
         parser.error(f"{out} exists; the check never replaces a file")
     device = torch.device(args.device)
-    lengths = [int(n) for n in args.lengths.split(",")]
+    lengths = [int(n) for n in args.lengths.split(",") if n]
     figures: dict[str, Any] = {
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(), "torch": torch.__version__,
         "transformers": transformers.__version__, "args": {k: v for k, v in vars(args).items() if k != "out"},
-        "note": "stock seconds are timed on stock_sample requests and scaled to all requests", "runs": []}
+        "note": "stock seconds are timed on stock_sample requests and scaled to all requests", "runs": [],
+        "waves": []}
     for dtype_name in args.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
         for name, model in _models(args, dtype, device):
@@ -189,6 +240,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"cached {run['peak_mib']['cached']:.0f} / stock {run['peak_mib']['stock']:.0f}, "
                       f"max diff {run['max_abs_diff']:.2g}, best choices agree {run['best_choice_agree']}",
                       file=sys.stderr, flush=True)
+            if args.wave_groups:
+                print(f"[gpu_check] {name} {dtype_name}: {args.wave_groups} short contexts", file=sys.stderr,
+                      flush=True)
+                waves = check_waves(model, name, args.wave_groups, args.wave_length, args.wave_questions,
+                                    args.batch_tokens, args.wave_size)
+                figures["waves"].append({"dtype": dtype_name, **waves})
+                print(f"  waves {waves['speedup']:.2f}x one group at a time ({waves['waves']['waves']} waves; "
+                      f"{waves['alone']['seconds']:.1f} s / {waves['waves']['seconds']:.1f} s), max diff "
+                      f"{waves['max_abs_diff']:.2g}", file=sys.stderr, flush=True)
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -25,7 +25,8 @@ def test_bench_sweeps_lengths_and_writes_the_figures(tmp_path: Path, tiny_model_
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     code = main(["bench", "prefix-cache", "--model", str(tiny_model_path), "--lengths", "300,450", "--limit", "3",
-                 "--stock-questions", "1", "--min-tokens", "64", "--threads", "1", "--out", str(out)])
+                 "--stock-questions", "1", "--min-tokens", "64", "--threads", "1", "--batch-groups", "4",
+                 "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     for words in ("SCALED", "speed-up", "token bound", "two-level minimum", "peak MiB cached", "peak memory: "):
@@ -44,16 +45,19 @@ def test_bench_sweeps_lengths_and_writes_the_figures(tmp_path: Path, tiny_model_
         assert row["max_abs_diff"] <= 1e-4 and row["answers_agree"] and row["greedy_agree"]
         assert row["peak_mib"]["stock"] >= 0 and row["peak_mib"]["cached"] >= 0 and row["memory_method"]
     assert result["lengths"][1]["context_tokens_max"] > result["lengths"][0]["context_tokens_max"]
+    assert result["batch_groups"] == 4 and "contexts batched (up to 4 per forward)" in printed
 
 
 def test_bench_user_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "prefix-cache", "--lengths", "1024,lots"]) == 2
     assert main(["bench", "prefix-cache", "--limit", "0"]) == 2
     assert main(["bench", "prefix-cache", "--random-config", "huge"]) == 2
+    assert main(["bench", "prefix-cache", "--batch-groups", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["icl-gen: error: lengths: 'lots' is neither a positive token count nor 'full'",
                    "icl-gen: error: limit must be a positive integer, got '0'",
-                   "icl-gen: error: random-config must be one of tiny, llama-1b, llama-7b, got 'huge'"]
+                   "icl-gen: error: random-config must be one of tiny, llama-1b, llama-7b, got 'huge'",
+                   "icl-gen: error: batch-groups must be a positive integer, got 0"]
 
 
 def test_a_random_config_model_has_the_tokenizers_vocabulary() -> None:

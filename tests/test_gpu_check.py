@@ -37,6 +37,10 @@ def test_gpu_check_tiny_on_cpu_without_lm_eval(tmp_path: Path) -> None:
         assert tokens["cached"] <= tokens["two_level_minimum"] < tokens["stock"]
         assert run["stock_sample"] == {"questions": 2, "requests": 8, "scale": 1.5}
         assert run["peak_mib"]["cached"] >= 0 and run["memory_method"].startswith("peak RSS")
+    # Six short contexts in waves give what they give one group at a time.
+    [waves] = figures["waves"]
+    assert waves["groups"] == 6 and waves["waves"]["waves"] >= 1 and waves["alone"]["waves"] == 0
+    assert waves["waves"]["groups_in_waves"] >= 2 and waves["max_abs_diff"] <= 1e-4 and waves["speedup"] > 0
 
 
 def test_gpu_check_never_replaces_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,6 +51,7 @@ class BenchConfig:
     stock_batch_size: int = 1
     min_tokens: int = 256
     batch_tokens: int = 1024
+    batch_groups: int | None = None  # contexts per cached forward; None: the cached model class's default
     threads: int | None = None  # torch CPU threads; default: torch's own choice
 
     def __post_init__(self) -> None:
@@ -62,8 +63,10 @@ class BenchConfig:
             raise UserError(f"limit must be a positive integer or 'all', got {self.limit!r}")
         if not self.lengths or any(not isinstance(n, int) or n < 0 for n in self.lengths):
             raise UserError(f"lengths must be positive token counts or 'full', got {self.lengths!r}")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"threads must be a positive integer, got {self.threads!r}")
+        for name in ("threads", "batch_groups"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if self.dtype not in DTYPES:
             raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         from icl_generalization.scoring.random_models import RANDOM_CONFIGS
@@ -226,6 +229,7 @@ def _one_length(budget: int, config: BenchConfig, path: str, stock: Any, cached:
          f"to {shape['context_tokens_max']} tokens); stock path on {len(sampled)} of them first")
     stock_run = _timed(stock, [instances[k] for k in sampled], seen, device)
     _log(f"stock: {stock_run.seconds:.1f} s; now the cached path on all {len(instances)}")
+    waves_before = cached.prefix_stats["waves"], cached.prefix_stats["wave_groups"]
     cached_run = _timed(cached, instances, seen, device)
     scale = len(instances) / len(sampled)
     stock_seconds, stock_tokens = stock_run.seconds * scale, round(stock_run.tokens * scale)
@@ -247,6 +251,8 @@ def _one_length(budget: int, config: BenchConfig, path: str, stock: Any, cached:
         "answers_agree": _chosen(sampled_instances, [a for a, _ in pairs]) ==
         _chosen(sampled_instances, [b for _, b in pairs]),
         "greedy_agree": all(a[1] == b[1] for a, b in pairs),
+        "waves": cached.prefix_stats["waves"] - waves_before[0],
+        "wave_groups": cached.prefix_stats["wave_groups"] - waves_before[1],
     }
 
 
@@ -260,7 +266,8 @@ def run_prefix_cache_bench(config: BenchConfig) -> dict[str, Any]:
     model, tokenizer, path, name = _load(config)
     stock = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.stock_batch_size)
     cached = PrefixCachedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.stock_batch_size,
-                              prefix_min_tokens=config.min_tokens, prefix_batch_tokens=config.batch_tokens)
+                              prefix_min_tokens=config.min_tokens, prefix_batch_tokens=config.batch_tokens,
+                              prefix_batch_groups=config.batch_groups)
     device = next(model.parameters()).device
     result: dict[str, Any] = {
         "config": asdict(config), "model": name, "model_path": path, "device": str(device),
@@ -268,6 +275,7 @@ def run_prefix_cache_bench(config: BenchConfig) -> dict[str, Any]:
         platform.machine(), "torch_threads": torch.get_num_threads(), "dtype": config.dtype,
         "parameters": sum(p.numel() for p in model.parameters()),
         "attention": model.config._attn_implementation, "torch": torch.__version__,
+        "batch_groups": cached.prefix_settings.groups_per_forward(device),
         "transformers": transformers.__version__,
     }
     # The cached path's one-time probe (scoring.probe) runs now, so neither path's tokens or time include it.
@@ -308,6 +316,10 @@ def format_report(result: dict[str, Any]) -> str:
             f"{r['peak_mib']['stock']:,.0f} | {r['max_abs_diff']:.1e} | "
             f"{'yes' if r['answers_agree'] and r['greedy_agree'] else 'NO'} |")
     lines += ["", f"peak memory: {rows[0]['memory_method']}; exactness on the stock-sampled requests"]
+    if result["batch_groups"] > 1:
+        lines.append(f"contexts batched (up to {result['batch_groups']} per forward): "
+                     + ", ".join(f"{r['context_budget']}: {r['wave_groups']} of {r['contexts']} contexts in "
+                                 f"{r['waves']} waves" for r in rows))
     if result["prefix_cache_off"]:
         lines.append(f"prefix cache OFF for this model: {result['prefix_cache_off']}")
     return "\n".join(lines)
