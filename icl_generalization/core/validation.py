@@ -7,9 +7,9 @@ value came from, the field, what was expected and the value itself.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, PositiveInt, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, PositiveInt, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from icl_generalization.core.errors import UserError
@@ -106,6 +106,7 @@ def parse(model: type[Model], data: object, where: str) -> Model:
 
 _FLAG: TypeAdapter[bool] = TypeAdapter(bool)
 _POSITIVE: TypeAdapter[PositiveInt] = TypeAdapter(PositiveInt)
+_NON_NEGATIVE: TypeAdapter[float] = TypeAdapter(Annotated[float, Field(ge=0, allow_inf_nan=False)])
 
 
 def flag(value: object, name: str) -> bool:
@@ -122,3 +123,11 @@ def positive_int(value: object, name: str) -> int:
         return _POSITIVE.validate_python(value)
     except ValidationError:
         raise UserError(f"{name} must be a positive integer, got {_shown(value)}") from None
+
+
+def non_negative_float(value: object, name: str) -> float:
+    """An amount as users type it (``0.05``, ``"0"``), finite and at least zero, or one line naming the option."""
+    try:
+        return _NON_NEGATIVE.validate_python(value)
+    except ValidationError:
+        raise UserError(f"{name} must be a finite number of at least 0, got {_shown(value)}") from None

@@ -229,7 +229,7 @@ def _one_length(budget: int, config: BenchConfig, path: str, stock: Any, cached:
          f"to {shape['context_tokens_max']} tokens); stock path on {len(sampled)} of them first")
     stock_run = _timed(stock, [instances[k] for k in sampled], seen, device)
     _log(f"stock: {stock_run.seconds:.1f} s; now the cached path on all {len(instances)}")
-    waves_before = cached.prefix_stats["waves"], cached.prefix_stats["wave_groups"]
+    before = dict(cached.prefix_stats)
     cached_run = _timed(cached, instances, seen, device)
     scale = len(instances) / len(sampled)
     stock_seconds, stock_tokens = stock_run.seconds * scale, round(stock_run.tokens * scale)
@@ -251,8 +251,7 @@ def _one_length(budget: int, config: BenchConfig, path: str, stock: Any, cached:
         "answers_agree": _chosen(sampled_instances, [a for a, _ in pairs]) ==
         _chosen(sampled_instances, [b for _, b in pairs]),
         "greedy_agree": all(a[1] == b[1] for a, b in pairs),
-        "waves": cached.prefix_stats["waves"] - waves_before[0],
-        "wave_groups": cached.prefix_stats["wave_groups"] - waves_before[1],
+        **{key: cached.prefix_stats[key] - before[key] for key in ("waves", "wave_groups", "rechecked_requests")},
     }
 
 
@@ -276,6 +275,7 @@ def run_prefix_cache_bench(config: BenchConfig) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "attention": model.config._attn_implementation, "torch": torch.__version__,
         "batch_groups": cached.prefix_settings.groups_per_forward(device),
+        "recheck_nats": cached.prefix_settings.recheck_per_token(getattr(torch, config.dtype)),
         "transformers": transformers.__version__,
     }
     # The cached path's one-time probe (scoring.probe) runs now, so neither path's tokens or time include it.
@@ -316,6 +316,11 @@ def format_report(result: dict[str, Any]) -> str:
             f"{r['peak_mib']['stock']:,.0f} | {r['max_abs_diff']:.1e} | "
             f"{'yes' if r['answers_agree'] and r['greedy_agree'] else 'NO'} |")
     lines += ["", f"peak memory: {rows[0]['memory_method']}; exactness on the stock-sampled requests"]
+    if any(r["rechecked_requests"] for r in rows):
+        lines.append(f"near ties scored again the stock way (cached s includes them; prefix_recheck_nats "
+                     f"{result['recheck_nats']:g} per token): "
+                     + ", ".join(f"{r['context_budget']}: {r['rechecked_requests']} of {r['requests']} requests"
+                                 for r in rows))
     if result["batch_groups"] > 1:
         lines.append(f"contexts batched (up to {result['batch_groups']} per forward): "
                      + ", ".join(f"{r['context_budget']}: {r['wave_groups']} of {r['contexts']} contexts in "

@@ -15,7 +15,14 @@ Model arguments (``--model_args``): ``prefix_cache`` (default true), ``prefix_mi
 worth sharing, default 256), ``prefix_batch_tokens`` (most tokens in one forward, default 1024),
 ``prefix_memory_mb`` (memory budget of one forward; default 2 GiB on CPU, half the free memory on CUDA) and
 ``prefix_batch_groups`` (most groups of different contexts scored side by side in one forward,
-``scoring.group_batches``; default 8 on CUDA, where small forwards leave the device idle, and 1 elsewhere).
+``scoring.group_batches``; default 8 on CUDA, where small forwards leave the device idle, and 1 elsewhere) and
+``prefix_recheck_nats`` (see below).
+
+In half precision the cached path's log-likelihoods differ from stock scoring's by rounding, which can swap two
+choices that are nearly tied. A question (the requests sharing one context) whose best choice does not lead by
+more than ``prefix_recheck_nats`` per scored token on each side (``scoring.near_ties``) is scored again the stock
+way, so the cached path chooses stock's answers: default ``RECHECK_NATS`` per dtype in bf16 and fp16 (measured on
+the default model, docs/performance.md), 0 (off) in float32, where the paths agree to about 1e-5.
 
 Unlike HFLM, a request longer than the model's window is refused (``ContextBudgetError``) instead of being
 cut from the left with a log line: for an in-context task that cut silently drops the evidence.
@@ -43,9 +50,10 @@ from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, po
 from tqdm import tqdm
 
 from icl_generalization.core.errors import ContextBudgetError, UserError
-from icl_generalization.core.validation import flag, positive_int
+from icl_generalization.core.validation import flag, non_negative_float, positive_int
 from icl_generalization.scoring.attention import masked_attention
 from icl_generalization.scoring.group_batches import GroupWork, plan_waves, score_wave
+from icl_generalization.scoring.near_ties import near_tie_requests
 from icl_generalization.scoring.prefix_cache import (
     PrefixCacheConfig,
     ScoredContinuation,
@@ -61,6 +69,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MIN_TOKENS = 256
 GPU_BATCH_GROUPS = 8
+# Per scored token, the most a half-precision cached log-likelihood was seen to differ from stock's, with margin.
+RECHECK_NATS = {torch.bfloat16: 0.05, torch.float16: 0.01}
 # HFLM's request triple: ((context, continuation) strings or None, context tokens, continuation tokens).
 Request = tuple[Any, list[int], list[int]]
 
@@ -173,17 +183,23 @@ class PrefixSettings:
     min_tokens: int = DEFAULT_MIN_TOKENS
     cache: PrefixCacheConfig = field(default_factory=PrefixCacheConfig)
     batch_groups: int | None = None  # None: GPU_BATCH_GROUPS on CUDA, 1 elsewhere
+    recheck_nats: float | None = None  # None: RECHECK_NATS of the dtype the model computes in
 
     @classmethod
     def from_model_args(cls, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
                         prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None,
-                        prefix_batch_groups: Any = None) -> PrefixSettings:
+                        prefix_batch_groups: Any = None, prefix_recheck_nats: Any = None) -> PrefixSettings:
         batch = _optional_count(prefix_batch_tokens, "prefix_batch_tokens")
+        recheck = None if prefix_recheck_nats is None or str(prefix_recheck_nats).lower() == "none" \
+            else non_negative_float(prefix_recheck_nats, "prefix_recheck_nats")
         return cls(enabled=flag(prefix_cache, "prefix_cache"),
                    min_tokens=positive_int(prefix_min_tokens, "prefix_min_tokens"),
                    cache=PrefixCacheConfig(batch_tokens=batch or PrefixCacheConfig.batch_tokens,
                                            memory_mb=_optional_count(prefix_memory_mb, "prefix_memory_mb")),
-                   batch_groups=_optional_count(prefix_batch_groups, "prefix_batch_groups"))
+                   batch_groups=_optional_count(prefix_batch_groups, "prefix_batch_groups"), recheck_nats=recheck)
+
+    def recheck_per_token(self, dtype: torch.dtype) -> float:
+        return self.recheck_nats if self.recheck_nats is not None else RECHECK_NATS.get(dtype, 0.0)
 
     def groups_per_forward(self, device: torch.device) -> int:
         if self.batch_groups is not None:
@@ -209,21 +225,24 @@ class GenerationRequest:
 class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def __init__(self, *args: Any, prefix_cache: Any = True, prefix_min_tokens: Any = DEFAULT_MIN_TOKENS,
                  prefix_batch_tokens: Any = None, prefix_memory_mb: Any = None, prefix_batch_groups: Any = None,
-                 **kwargs: Any) -> None:
+                 prefix_recheck_nats: Any = None, **kwargs: Any) -> None:
         # Validated before the (slow) model load, so a typo fails at once.
         self.prefix_settings = PrefixSettings.from_model_args(prefix_cache, prefix_min_tokens, prefix_batch_tokens,
-                                                              prefix_memory_mb, prefix_batch_groups)
+                                                              prefix_memory_mb, prefix_batch_groups,
+                                                              prefix_recheck_nats)
         super().__init__(*args, **kwargs)
         self._join_cpu_processes(tensor_parallel=kwargs.get("tp_plan") is not None)
         # Running totals over this object's life: what the cached path did (logged, read by the benchmark).
         # planned_tokens: the plan's one-level count (each prefix once, every tail whole); packed_tokens: what the
         # cached path ran (each prefix once, each packed trie, where a question's choices share the question);
         # waves, wave_groups: forwards that batched groups of different contexts, and the groups in them, whose
-        # padding (wave_padding_tokens) ran on top of packed_tokens.
+        # padding (wave_padding_tokens) ran on top of packed_tokens; rechecked_requests: near ties scored again
+        # the stock way in half precision.
         # generate_*: the same for generate_until, whose planned tokens are prompt tokens (new tokens cost the same
         # on both paths).
         self.prefix_stats = {"groups": 0, "cached_requests": 0, "ordinary_requests": 0, "planned_tokens": 0,
                              "packed_tokens": 0, "waves": 0, "wave_groups": 0, "wave_padding_tokens": 0,
+                             "rechecked_requests": 0,
                              "generate_groups": 0, "generate_cached_requests": 0,
                              "generate_ordinary_requests": 0, "generate_planned_tokens": 0}
         self._prefix_warned: set[str] = set()
@@ -338,6 +357,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                 results[i] = answer
         if plan.groups:
             self._score_groups(requests, plan.groups, results, disable_tqdm)
+            self._recheck_near_ties(requests, results, plan, disable_tqdm, override_bs)
         if any(r is None for r in results):  # the cached path failed part-way: the rest the stock way
             rest = [i for i, r in enumerate(results) if r is None]
             for i, answer in zip(rest, self._stock(requests, rest, disable_tqdm, override_bs), strict=True):
@@ -345,6 +365,27 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         self._record_plan(plan, len(requests), sum(lengths), "", "prefix cache", "tokens")
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
+
+    def _recheck_near_ties(self, requests: Sequence[Request], results: list[tuple[float, bool] | None], plan: Plan,
+                           disable_tqdm: bool, override_bs: int | None) -> None:
+        """Score again the stock way every question the cached path scored whose answer half-precision rounding
+        could flip (``scoring.near_ties``), so the answers are stock's."""
+        dtype = self.mixed_precision_dtype or next(self.model.parameters()).dtype
+        per_token = self.prefix_settings.recheck_per_token(dtype)
+        cached = [i for g in plan.groups for i in g.members if results[i] is not None]
+        if per_token <= 0 or not cached:
+            return
+        scores = {i: answer[0] for i in cached if (answer := results[i]) is not None}
+        subset = [requests[i] for i in cached]
+        near = [cached[k] for k in near_tie_requests(subset, [scores[i] for i in cached], per_token)]
+        if not near:
+            return
+        log.info("prefix cache: %d of %d cached requests are near ties in %s (within %g nats per scored token); "
+                 "scoring their questions again the stock way", len(near), len(cached),
+                 str(dtype).removeprefix("torch."), per_token)
+        for i, answer in zip(near, self._stock(requests, near, disable_tqdm, override_bs), strict=True):
+            results[i] = answer
+        self.prefix_stats["rechecked_requests"] += len(near)
 
     def _record_plan(self, plan: Plan, n_requests: int, stock_tokens: int, key: str, label: str, unit: str) -> None:
         """Add one call's plan to ``prefix_stats`` (keys prefixed by ``key``) and log it in one line."""

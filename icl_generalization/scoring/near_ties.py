@@ -1,0 +1,60 @@
+"""Which multiple-choice questions a half-precision rounding difference could flip.
+
+In bf16 or fp16 the cached path adds the same terms as stock scoring in another order (chunked prefill, another
+attention kernel, packed rows), so each log-likelihood differs from stock's by rounding: a few hundredths of a
+nat per scored token on the default model in bf16. Where a question's best choice leads the others by more than
+both could move, the two paths choose the same answer; where it does not, only stock scoring gives stock's
+answer. ``near_tie_requests`` finds those questions so the cached model class can score them the stock way.
+
+A question is the set of requests that share one context (lm-eval's multiple-choice requests: one per choice);
+a lone request is not a question. With a bound of ``nats_per_token`` x the choice's scored tokens on each
+log-likelihood, choice j could overtake the leader b when ``s_b - s_j <= bound_b + bound_j``; the same test on
+log-likelihoods divided by each choice's length in bytes covers the length-normalised accuracy (``acc_norm``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+# HFLM's request triple: ((context, continuation) strings or None, context tokens, continuation tokens).
+Request = tuple[Any, list[int], list[int]]
+
+
+def _could_flip(scores: Sequence[float], bounds: Sequence[float]) -> bool:
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return any(scores[best] - scores[j] <= bounds[best] + bounds[j] for j in range(len(scores)) if j != best)
+
+
+def _length(request: Request) -> int:
+    """The choice's length as lm-eval normalises it (bytes of its text), or its tokens when there is no text."""
+    strings = request[0]
+    if isinstance(strings, tuple) and len(strings) == 2 and isinstance(strings[1], str) and strings[1]:
+        return len(strings[1].encode("utf-8"))
+    return max(1, len(request[2]))
+
+
+def near_tie_requests(requests: Sequence[Request], scores: Sequence[float], nats_per_token: float) -> list[int]:
+    """Indices (sorted) of every request of every question whose answer, raw or length-normalised, could change
+    if each log-likelihood moved by up to ``nats_per_token`` per scored token."""
+    if nats_per_token <= 0:
+        return []
+    questions: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, (_, context, _) in enumerate(requests):
+        questions[tuple(context)].append(i)
+    flagged: list[int] = []
+    for members in questions.values():
+        if len(members) < 2:
+            continue
+        values = [scores[i] for i in members]
+        bounds = [nats_per_token * len(requests[i][2]) for i in members]
+        lengths = [_length(requests[i]) for i in members]
+        normalised = [v / n for v, n in zip(values, lengths, strict=True)]
+        if _could_flip(values, bounds) or \
+                _could_flip(normalised, [b / n for b, n in zip(bounds, lengths, strict=True)]):
+            flagged.extend(members)
+    return sorted(flagged)
+
+
+__all__ = ["near_tie_requests"]
