@@ -312,7 +312,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
-    from icl_generalization.core.validation import positive_int
+    from icl_generalization.core.validation import non_negative_float, positive_int
     from icl_generalization.scoring.bench import (
         BenchConfig,
         format_report,
@@ -326,7 +326,9 @@ def _cmd_bench_prefix_cache(args: argparse.Namespace) -> int:
                          lengths=parse_lengths(args.lengths), limit=limit, stock_questions=args.stock_questions,
                          device=args.device, dtype=args.dtype, stock_batch_size=args.batch_size,
                          min_tokens=args.min_tokens, batch_tokens=args.batch_tokens,
-                         batch_groups=args.batch_groups, threads=args.threads)
+                         batch_groups=args.batch_groups, threads=args.threads,
+                         recheck_nats=None if args.recheck_nats is None
+                         else non_negative_float(args.recheck_nats, "recheck-nats"))
     if not args.out:
         print(format_report(run_prefix_cache_bench(config)))
         return 0
@@ -476,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-tokens", type=int, default=1024, help="most tokens in one cached forward")
     b.add_argument("--batch-groups", type=int, default=None,
                    help="most contexts scored side by side in one cached forward (default: 8 on CUDA, 1 on CPU)")
+    b.add_argument("--recheck-nats", default=None,
+                   help="in half precision, questions within this many nats per scored token are scored again the "
+                   "stock way (default: 0.05 in bf16, 0.01 in fp16; 0: off)")
     b.add_argument("--threads", type=int, help="torch CPU threads")
     b.add_argument("--out", help="write the figures as JSON here")
     b.set_defaults(func=_cmd_bench_prefix_cache)

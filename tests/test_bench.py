@@ -53,11 +53,13 @@ def test_bench_user_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["bench", "prefix-cache", "--limit", "0"]) == 2
     assert main(["bench", "prefix-cache", "--random-config", "huge"]) == 2
     assert main(["bench", "prefix-cache", "--batch-groups", "0"]) == 2
+    assert main(["bench", "prefix-cache", "--recheck-nats=-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["icl-gen: error: lengths: 'lots' is neither a positive token count nor 'full'",
                    "icl-gen: error: limit must be a positive integer, got '0'",
                    "icl-gen: error: random-config must be one of tiny, llama-1b, llama-7b, got 'huge'",
-                   "icl-gen: error: batch-groups must be a positive integer, got 0"]
+                   "icl-gen: error: batch-groups must be a positive integer, got 0",
+                   "icl-gen: error: recheck-nats must be a finite number of at least 0, got '-1'"]
 
 
 def test_a_random_config_model_has_the_tokenizers_vocabulary() -> None:

@@ -52,6 +52,7 @@ class BenchConfig:
     min_tokens: int = 256
     batch_tokens: int = 1024
     batch_groups: int | None = None  # contexts per cached forward; None: the cached model class's default
+    recheck_nats: float | None = None  # near-tie bound per scored token; None: the cached model class's default
     threads: int | None = None  # torch CPU threads; default: torch's own choice
 
     def __post_init__(self) -> None:
@@ -266,7 +267,7 @@ def run_prefix_cache_bench(config: BenchConfig) -> dict[str, Any]:
     stock = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.stock_batch_size)
     cached = PrefixCachedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.stock_batch_size,
                               prefix_min_tokens=config.min_tokens, prefix_batch_tokens=config.batch_tokens,
-                              prefix_batch_groups=config.batch_groups)
+                              prefix_batch_groups=config.batch_groups, prefix_recheck_nats=config.recheck_nats)
     device = next(model.parameters()).device
     result: dict[str, Any] = {
         "config": asdict(config), "model": name, "model_path": path, "device": str(device),
