@@ -9,7 +9,8 @@ answer. ``near_tie_requests`` finds those questions so the cached model class ca
 A question is the set of requests that share one context (lm-eval's multiple-choice requests: one per choice);
 a lone request is not a question. With a bound of ``nats_per_token`` x the choice's scored tokens on each
 log-likelihood, choice j could overtake the leader b when ``s_b - s_j <= bound_b + bound_j``; the same test on
-log-likelihoods divided by each choice's length in bytes covers the length-normalised accuracy (``acc_norm``).
+log-likelihoods divided by each choice's length covers the length-normalised accuracies (``acc_norm`` in
+characters, ``acc_bytes`` in bytes).
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ def _could_flip(scores: Sequence[float], bounds: Sequence[float]) -> bool:
     return any(scores[best] - scores[j] <= bounds[best] + bounds[j] for j in range(len(scores)) if j != best)
 
 
-def _length(request: Request) -> int:
-    """The choice's length as lm-eval normalises it (bytes of its text), or its tokens when there is no text."""
+def _lengths(request: Request) -> tuple[int, ...]:
+    """The lengths lm-eval may divide a choice's log-likelihood by: ``acc_norm`` takes the choice's characters
+    (without the space that joins it to the question, which the request's continuation carries), ``acc_bytes``
+    its UTF-8 bytes; a request without text has its token count."""
     strings = request[0]
     if isinstance(strings, tuple) and len(strings) == 2 and isinstance(strings[1], str) and strings[1]:
-        return len(strings[1].encode("utf-8"))
-    return max(1, len(request[2]))
+        text = strings[1]
+        return tuple(max(1, n) for n in (len(text), len(text.lstrip()), len(text.encode("utf-8")),
+                                         len(text.lstrip().encode("utf-8"))))
+    return (max(1, len(request[2])),)
 
 
 def near_tie_requests(requests: Sequence[Request], scores: Sequence[float], nats_per_token: float) -> list[int]:
@@ -49,11 +54,16 @@ def near_tie_requests(requests: Sequence[Request], scores: Sequence[float], nats
             continue
         values = [scores[i] for i in members]
         bounds = [nats_per_token * len(requests[i][2]) for i in members]
-        lengths = [_length(requests[i]) for i in members]
-        normalised = [v / n for v, n in zip(values, lengths, strict=True)]
-        if _could_flip(values, bounds) or \
-                _could_flip(normalised, [b / n for b, n in zip(bounds, lengths, strict=True)]):
+        if _could_flip(values, bounds):
             flagged.extend(members)
+            continue
+        per_member = [_lengths(requests[i]) for i in members]
+        for k in range(min(len(n) for n in per_member)):
+            lengths = [n[k] for n in per_member]
+            if _could_flip([v / n for v, n in zip(values, lengths, strict=True)],
+                           [b / n for b, n in zip(bounds, lengths, strict=True)]):
+                flagged.extend(members)
+                break
     return sorted(flagged)
 
 
