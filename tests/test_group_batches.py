@@ -21,6 +21,7 @@ from icl_generalization.scoring.prefix_cache import (
     ModelDims,
     PrefixCacheConfig,
     compute_prefix,
+    forward_bytes,
     score_continuations,
 )
 from icl_generalization.scoring.probe import check_cached_path
@@ -86,7 +87,7 @@ def test_a_wave_of_one_token_continuations_runs_no_packed_forward() -> None:
 def test_waves_join_similar_prefixes_within_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     model = build("llama", None)
     config = PrefixCacheConfig(batch_tokens=1024)
-    works = _works([300, 290, 280, 100, 95, 300, 20], [(3, 3)] * 7)
+    works = [w.shape for w in _works([300, 290, 280, 100, 95, 300, 20], [(3, 3)] * 7)]
     waves, alone = plan_waves(model, works, 8, config)
     # Longest first; 100 and 95 cannot join the ~300s (padded by over a quarter); 20 is left with no partner.
     assert waves == [[5, 0, 1, 2], [3, 4]] and alone == [6]
@@ -95,19 +96,25 @@ def test_waves_join_similar_prefixes_within_the_bounds(monkeypatch: pytest.Monke
     # A trie larger than one packed forward keeps its group alone.
     rng = random.Random(0)
     many = tuple(tuple(rng.randrange(VOCAB) for _ in range(6)) for _ in range(20))
-    big = [GroupWork(works[0].prefix, many, (1,) * 20), works[5]]
-    assert len(big[0].tree().tokens) > 32
+    big = [GroupWork(tuple(range(300)), many, (1,) * 20).shape, works[5]]
+    assert big[0][1] > 32
     assert plan_waves(model, big, 8, PrefixCacheConfig(batch_tokens=32)) == ([], [0, 1])
-    # A budget a byte short of three rows of 300-token cache (padding included) takes two rows only.
+    # A budget a byte short of three rows of 300-token cache (padding included) and their packed forward takes
+    # two rows only: the cache and the forward count together.
     dims = ModelDims.of(model)
+    three = 3 * dims.kv_bytes(dims.layers * 300) + forward_bytes(model, 300, 2, 3)
+    assert works[0] == (300, 2)  # two 3-token choices of one question: the question's first 2 tokens, shared
     with monkeypatch.context() as patch:
-        patch.setattr(group_batches, "memory_budget", lambda _model, _config: 3 * dims.kv_bytes(dims.layers * 300) - 1)
+        patch.setattr(group_batches, "memory_budget", lambda _model, _config: three - 1)
         assert plan_waves(model, works[:3], 8, config) == ([[0, 1]], [2])
+        patch.setattr(group_batches, "memory_budget", lambda _model, _config: three)
+        assert plan_waves(model, works[:3], 8, config) == ([[0, 1, 2]], [])
 
 
 def test_a_forward_that_keeps_no_logits_by_position_is_never_batched(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(group_batches, "keeps_indices", lambda _model: False)
-    assert plan_waves(build("llama", None), _works([300, 300], [(3,), (3,)]), 8, PrefixCacheConfig()) == ([], [0, 1])
+    shapes = [w.shape for w in _works([300, 300], [(3,), (3,)])]
+    assert plan_waves(build("llama", None), shapes, 8, PrefixCacheConfig()) == ([], [0, 1])
 
 
 def test_the_probe_proves_batching_and_refuses_it_when_it_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,3 +186,25 @@ def test_prefix_batch_groups_is_validated_before_the_model_loads() -> None:
 
     with pytest.raises(UserError, match="prefix_batch_groups"):
         PrefixCachedHFLM(pretrained="never-loaded", prefix_batch_groups="0")
+
+
+def test_a_wave_out_of_memory_scores_its_groups_alone(tiny_model_path: Path, tokenizer: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    requests = _requests()
+    expected = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4).loglikelihood(requests, disable_tqdm=True)
+
+    def out_of_memory(*_args: Any, **_kwargs: Any) -> list[list[Any]]:
+        raise torch.OutOfMemoryError("a wave too big")
+
+    monkeypatch.setattr(cached_hflm, "score_wave", out_of_memory)
+    cached = PrefixCachedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, prefix_min_tokens=32,
+                              prefix_batch_groups=4)
+    got = cached.loglikelihood(requests, disable_tqdm=True)
+    # No wave ran, every group ran alone on the cached path, and the model is still trusted.
+    assert cached.prefix_stats["waves"] == 0 and cached.prefix_stats["groups"] == 5
+    assert cached.prefix_cache_verdict() is None
+    for (ll, greedy), (ll0, greedy0) in zip(got, expected, strict=True):
+        assert abs(ll - ll0) <= 1e-4 and greedy == greedy0

@@ -19,33 +19,47 @@ from icl_generalization.scoring.cached_hflm import PrefixCachedHFLM
 from icl_generalization.scoring.near_ties import near_tie_requests
 
 
-def _question(context: list[int], choices: list[tuple[str, int]]) -> list[Any]:
-    """One request per choice: (strings, context tokens, choice tokens) with the choice's text and token count."""
-    return [(("ctx", text), context, list(range(tokens))) for text, tokens in choices]
+def _question(doc: int, choices: list[tuple[str, int]], context: tuple[int, ...] = (1, 2)) -> list[Any]:
+    """One request per choice: (strings, context tokens, choice tokens), with the choice's text and token count,
+    and its question's name."""
+    return [((("ctx", text), list(context), list(range(tokens))), ("task", doc)) for text, tokens in choices]
+
+
+def _near(rows: list[Any], scores: list[float], per_token: float) -> list[int]:
+    return near_tie_requests([r for r, _ in rows], [q for _, q in rows], scores, per_token)
 
 
 def test_a_clear_leader_is_left_and_a_close_pair_is_rechecked() -> None:
-    clear = _question([1, 2], [(" a", 1), (" b", 1), (" c", 1)])
-    close = _question([3, 4], [(" a", 1), (" b", 1)])
-    alone = [(("ctx", " z"), [5], [0])]  # a lone request is no question
-    requests = clear + close + alone
+    clear = _question(0, [(" a", 1), (" b", 1), (" c", 1)])
+    close = _question(1, [(" a", 1), (" b", 1)])
+    alone = [((("ctx", " z"), [5], [0]), ("task", 2))]  # a lone request is no question
+    rows = clear + close + alone
     scores = [-1.0, -2.0, -3.0, -1.0, -1.05, -9.0]
-    assert near_tie_requests(requests, scores, 0.05) == [3, 4]  # 0.05 apart, each may move 0.05
-    assert near_tie_requests(requests, scores, 0.5) == [0, 1, 2, 3, 4]  # 1.0 apart, each may move 0.5
-    assert near_tie_requests(requests, scores, 0.0) == []
+    assert _near(rows, scores, 0.05) == [3, 4]  # 0.05 apart, each may move 0.05
+    assert _near(rows, scores, 0.5) == [0, 1, 2, 3, 4]  # 1.0 apart, each may move 0.5
+    assert _near(rows, scores, 0.0) == []
+
+
+def test_questions_that_share_a_prompt_are_judged_apart() -> None:
+    # Two items of a closed-book task with the same prompt: B's clear leader must not hide A's near tie.
+    rows = _question(0, [(" x", 1), (" y", 1)]) + _question(1, [(" z", 1), (" w", 1)])
+    assert _near(rows, [-3.0, -3.01, -0.5, -5.0], 0.05) == [0, 1]
+    # Requests from no document (content-free priors) are never a question.
+    unnamed = [(request, None) for request, _ in rows]
+    assert _near(unnamed, [-3.0, -3.01, -0.5, -5.0], 0.05) == []
 
 
 def test_the_bound_grows_with_the_scored_tokens() -> None:
-    requests = _question([1], [(" one", 1), (" a longer choice", 9)])
-    assert near_tie_requests(requests, [-1.0, -1.4], 0.05) == [0, 1]  # 0.4 <= 0.05 + 9 x 0.05
-    assert near_tie_requests(requests, [-1.0, -1.6], 0.05) == []
+    rows = _question(0, [(" one", 1), (" a longer choice", 9)])
+    assert _near(rows, [-1.0, -1.4], 0.05) == [0, 1]  # 0.4 <= 0.05 + 9 x 0.05
+    assert _near(rows, [-1.0, -1.6], 0.05) == []
 
 
 def test_a_length_normalised_near_tie_is_rechecked() -> None:
-    # Raw scores 2 nats apart; per byte, -4/4 = -1.0 against -6/6 = -1.0: tied for acc_norm.
-    requests = _question([1], [(" abc", 1), (" abcde", 1)])
-    assert near_tie_requests(requests, [-4.0, -6.0], 0.05) == [0, 1]
-    assert near_tie_requests(requests, [-4.0, -9.0], 0.05) == []
+    # Raw scores 2 nats apart; per character, -4/4 = -1.0 against -6/6 = -1.0: tied for acc_norm.
+    rows = _question(0, [(" abc", 1), (" abcde", 1)])
+    assert _near(rows, [-4.0, -6.0], 0.05) == [0, 1]
+    assert _near(rows, [-4.0, -9.0], 0.05) == []
 
 
 def _argmaxes(scores: list[float], lengths: list[int]) -> tuple[int, int]:
@@ -61,11 +75,12 @@ def _argmaxes(scores: list[float], lengths: list[int]) -> tuple[int, int]:
 def test_a_question_left_alone_cannot_flip_within_the_bound(choices: list[tuple[float, int, int, float]],
                                                              per_token: float) -> None:
     requests = [(("ctx", "x" * length), [7], list(range(tokens))) for _, tokens, length, _ in choices]
+    questions = [("task", 0)] * len(choices)
     scores = [score for score, _, _, _ in choices]
     # Each score moved by at most its bound, in any direction: what the other path might have computed.
     moved = [score + shift * per_token * tokens for score, tokens, _, shift in choices]
     lengths = [length for _, _, length, _ in choices]
-    if not near_tie_requests(requests, scores, per_token):
+    if not near_tie_requests(requests, questions, scores, per_token):
         assert _argmaxes(scores, lengths) == _argmaxes(moved, lengths)
 
 
@@ -85,8 +100,9 @@ def tokenizer(tiny_model_path: Path) -> Any:
 
 def _requests() -> list[Instance]:
     contexts = [" ".join(f"fact {i} says item{i} is near place{i % 7}." for i in range(k, k + 12)) for k in (0, 50)]
-    return [Instance("loglikelihood", {}, (f"{c} Question {q}: where is item{q}?", f" place{a}"), 0)
-            for c in contexts for q in range(3) for a in range(4)]
+    return [Instance("loglikelihood", {}, (f"{c} Question {q}: where is item{q}?", f" place{a}"), a,
+                     metadata=("task", 3 * n + q, 1))
+            for n, c in enumerate(contexts) for q in range(3) for a in range(4)]
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -104,6 +120,12 @@ def test_near_ties_in_bf16_are_scored_the_stock_way(tiny_model_path: Path, token
         assert everything.loglikelihood(requests, disable_tqdm=True) == stock
     assert everything.prefix_stats["rechecked_requests"] == len(requests)
     assert any("24 of 24 cached requests are near ties in bfloat16" in r.getMessage() for r in caplog.records)
+    # Requests from no document name no question: nothing is rechecked, however wide the bound.
+    unnamed = [Instance("loglikelihood", {}, r.args, r.idx) for r in requests]
+    anonymous = PrefixCachedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, prefix_min_tokens=32,
+                                 prefix_recheck_nats=100)
+    anonymous.loglikelihood(unnamed, disable_tqdm=True)
+    assert anonymous.prefix_stats["rechecked_requests"] == 0
     # Off: the cached numbers, within rounding of stock's, and nothing scored twice.
     off = PrefixCachedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, prefix_min_tokens=32,
                            prefix_recheck_nats=0)

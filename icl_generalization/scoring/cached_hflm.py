@@ -69,7 +69,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MIN_TOKENS = 256
 GPU_BATCH_GROUPS = 8
-# Per scored token, the most a half-precision cached log-likelihood was seen to differ from stock's, with margin.
+# Per scored token, how far a half-precision cached log-likelihood may be from stock's before its question is
+# scored again: on the default model in bf16 the differences were 0.031 at the 95th percentile and 0.078 at most
+# (docs/performance.md), so 0.05 catches the usual near ties without rescoring most questions. fp16 keeps three
+# more bits of mantissa, an eighth of bf16's rounding; its value is scaled, not measured (no GPU was lent).
 RECHECK_NATS = {torch.bfloat16: 0.05, torch.float16: 0.01}
 # HFLM's request triple: ((context, continuation) strings or None, context tokens, continuation tokens).
 Request = tuple[Any, list[int], list[int]]
@@ -170,6 +173,15 @@ def plan_groups(shareable: Sequence[Sequence[int]], lengths: Sequence[int], min_
     return Plan(groups=tuple(reversed(groups)), ordinary=tuple(sorted(ordinary)), tokens=int(best[n]))
 
 
+def _work(requests: Sequence[Request], group: Group) -> GroupWork:
+    """A group's scoring, built when it runs (one context's tokens at a time, not every group's at once). Its
+    prefix lies inside every member's context: ``plan_groups`` shares contexts only."""
+    return GroupWork(prefix=tuple(requests[group.members[0]][1][:group.prefix_length]),
+                     continuations=tuple(tuple(requests[i][1][group.prefix_length:] + requests[i][2])
+                                         for i in group.members),
+                     n_scored=tuple(len(requests[i][2]) for i in group.members))
+
+
 def _optional_count(value: object, name: str) -> int | None:
     # lm-eval passes `--model_args x=None` as the string "None".
     return None if value is None or str(value).lower() == "none" else positive_int(value, name)
@@ -247,6 +259,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                              "generate_ordinary_requests": 0, "generate_planned_tokens": 0}
         self._prefix_warned: set[str] = set()
         self._packed = True  # the modes the probe proved (prefix_cache_verdict sets them)
+        self._questions: list[tuple[str | None, int] | None] | None = None  # set while loglikelihood runs
         self._batched = False
 
     def _join_cpu_processes(self, tensor_parallel: bool = False) -> None:
@@ -366,18 +379,30 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        # Which question each request belongs to, for the half-precision recheck: HFLM tokenizes the requests in
+        # order and hands them to _loglikelihood_tokens, which sees only strings and tokens.
+        self._questions = [None if r.doc_id is None else (r.task_name, r.doc_id) for r in requests]
+        try:
+            answers: list[tuple[float, bool]] = super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self._questions = None
+        return answers
+
     def _recheck_near_ties(self, requests: Sequence[Request], results: list[tuple[float, bool] | None], plan: Plan,
                            disable_tqdm: bool, override_bs: int | None) -> None:
         """Score again the stock way every question the cached path scored whose answer half-precision rounding
-        could flip (``scoring.near_ties``), so the answers are stock's."""
+        could flip (``scoring.near_ties``), so the answers are stock's. Only ``loglikelihood`` calls name the
+        questions; other callers (``loglikelihood_rolling``) have none to flip."""
         dtype = self.mixed_precision_dtype or next(self.model.parameters()).dtype
         per_token = self.prefix_settings.recheck_per_token(dtype)
         cached = [i for g in plan.groups for i in g.members if results[i] is not None]
-        if per_token <= 0 or not cached:
+        questions = self._questions
+        if per_token <= 0 or not cached or questions is None or len(questions) != len(requests):
             return
         scores = {i: answer[0] for i in cached if (answer := results[i]) is not None}
-        subset = [requests[i] for i in cached]
-        near = [cached[k] for k in near_tie_requests(subset, [scores[i] for i in cached], per_token)]
+        near = [cached[k] for k in near_tie_requests([requests[i] for i in cached], [questions[i] for i in cached],
+                                                     [scores[i] for i in cached], per_token)]
         if not near:
             return
         log.info("prefix cache: %d of %d cached requests are near ties in %s (within %g nats per scored token); "
@@ -422,42 +447,47 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
     def _score_cached(self, requests: Sequence[Request], groups: Sequence[Group],
                       results: list[tuple[float, bool] | None], pbar: tqdm) -> None:
         config = self.prefix_settings.cache
-        works = [GroupWork(prefix=tuple(requests[g.members[0]][1][:g.prefix_length]),
-                           continuations=tuple(tuple(requests[i][1][g.prefix_length:] + requests[i][2])
-                                               for i in g.members),
-                           n_scored=tuple(len(requests[i][2]) for i in g.members)) for g in groups]
         # A flash-attention model runs the packed forwards in SDPA and goes back to its kernel afterwards.
         with self._autocast(), masked_attention(self.model):
             waves: list[list[int]] = []
+            shapes: list[tuple[int, int]] = []
             alone = list(range(len(groups)))
             if self._batched:
-                waves, alone = plan_waves(self.model, works, self.prefix_settings.groups_per_forward(self.device),
+                shapes = [_work(requests, g).shape for g in groups]
+                waves, alone = plan_waves(self.model, shapes, self.prefix_settings.groups_per_forward(self.device),
                                           config)
             for wave in waves:
-                wave_scores = score_wave(self.model, [works[g] for g in wave], config, self.softmax_dtype)
-                self._count_wave([works[g] for g in wave])
+                works = [_work(requests, groups[g]) for g in wave]
+                try:
+                    wave_scores = score_wave(self.model, works, config, self.softmax_dtype)
+                except torch.OutOfMemoryError:  # the estimate was short for this wave; its groups fit alone
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    log.info("prefix cache: a wave of %d contexts ran out of memory; scoring them one at a time",
+                             len(wave))
+                    alone.extend(wave)
+                    continue
+                self._count_wave(works, [shapes[g] for g in wave])
                 for g, group_scores in zip(wave, wave_scores, strict=True):
                     self._record(requests, groups[g], group_scores, results, pbar)
             for g in alone:
-                work = works[g]
-                # A group's prefix lies inside every member's context (plan_groups shares contexts only).
+                work = _work(requests, groups[g])
                 prefix = compute_prefix(self.model, work.prefix, config)
                 scored = score_continuations(self.model, prefix, work.continuations, work.n_scored, config,
                                              self.softmax_dtype, self._packed)
                 self.prefix_stats["packed_tokens"] += prefix.length + packed_tokens(
                     self.model, prefix.length, work.continuations, config, self._packed)
                 self._record(requests, groups[g], scored, results, pbar)
-                del prefix  # free the cache before the next group's prefix is computed
+                del prefix, work  # free the cache before the next group's prefix is computed
 
-    def _count_wave(self, works: Sequence[GroupWork]) -> None:
+    def _count_wave(self, works: Sequence[GroupWork], shapes: Sequence[tuple[int, int]]) -> None:
         """What a wave ran: every row padded to the longest prefix and the longest trie."""
-        width = max(len(w.prefix) for w in works)
-        sizes = [len(w.tree().tokens) for w in works]
-        real = sum(len(w.prefix) for w in works) + sum(sizes)
+        real = sum(length + size for length, size in shapes)
+        padded = len(works) * (max(length for length, _ in shapes) + max(size for _, size in shapes))
         self.prefix_stats["waves"] += 1
         self.prefix_stats["wave_groups"] += len(works)
         self.prefix_stats["packed_tokens"] += real
-        self.prefix_stats["wave_padding_tokens"] += len(works) * (width + max(sizes)) - real
+        self.prefix_stats["wave_padding_tokens"] += padded - real
 
     def _record(self, requests: Sequence[Request], group: Group, scored: Sequence[ScoredContinuation],
                 results: list[tuple[float, bool] | None], pbar: tqdm) -> None:

@@ -40,6 +40,7 @@ from icl_generalization.scoring.prefix_cache import (
     cache_keyword,
     check_plain_layers,
     crop_cache,
+    forward_bytes,
     input_device,
     keeps_indices,
     layer_masks,
@@ -65,25 +66,31 @@ class GroupWork:
     def tree(self) -> PackedTree:
         return PackedTree.build([c[:-1] for c in self.continuations])
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """What ``plan_waves`` needs: the prefix length and the packed trie's size."""
+        return len(self.prefix), len(self.tree().tokens)
 
-def plan_waves(model: Any, works: Sequence[GroupWork], max_groups: int,
+
+def plan_waves(model: Any, shapes: Sequence[tuple[int, int]], max_groups: int,
                config: PrefixCacheConfig) -> tuple[list[list[int]], list[int]]:
     """Waves of group indices to score together, and the groups left to score alone.
 
-    A group joins a wave only if its trie fits one packed forward; waves take up to ``max_groups`` groups of
-    similar prefix length (longest first), while no row is padded by more than ``MAX_PADDING`` of the longest and the
-    wave's cache plus its packed forward fit the memory budget and ``config.batch_tokens``.
+    ``shapes[g]`` is group g's prefix length and the size of its packed trie (``GroupWork.shape``). A group joins
+    a wave only if its trie fits one packed forward; waves take up to ``max_groups`` groups of similar prefix
+    length (longest first), while no row is padded by more than ``MAX_PADDING`` of the longest, the wave's
+    tokens stay within ``config.batch_tokens`` per forward, and its cache plus its packed forward fit the memory
+    budget together.
     """
     if max_groups < 2 or not keeps_indices(model):  # each row keeps logits at its own positions
-        return [], list(range(len(works)))
+        return [], list(range(len(shapes)))
     alone: list[int] = []
     candidates: list[tuple[int, int, int]] = []  # (prefix length, trie size, group index)
-    for g, work in enumerate(works):
-        size = len(work.tree().tokens)
-        if size > tokens_per_forward(model, len(work.prefix), config):
+    for g, (length, size) in enumerate(shapes):
+        if size > tokens_per_forward(model, length, config):
             alone.append(g)
         else:
-            candidates.append((len(work.prefix), size, g))
+            candidates.append((length, size, g))
     candidates.sort(reverse=True)
     waves: list[list[int]] = []
     wave: list[tuple[int, int, int]] = []
@@ -105,14 +112,13 @@ def _fits(model: Any, wave: Sequence[tuple[int, int, int]], max_groups: int, con
     width = max(length for length, _, _ in wave)
     shortest = min(length for length, _, _ in wave)
     packed = max(size for _, size, _ in wave)
-    if rows > max_groups or width - shortest > MAX_PADDING * width:
-        return False
-    if rows * packed > config.batch_tokens:
+    if rows > max_groups or width - shortest > MAX_PADDING * width or rows * packed > config.batch_tokens:
         return False
     dims = ModelDims.of(model)
-    cache = rows * dims.kv_bytes(dims.layers * width)
-    # The packed forward's own allocations, per row, as tokens_per_forward estimates them.
-    return cache <= memory_budget(model, config) and tokens_per_forward(model, width, config, rows) >= packed
+    cache = rows * dims.kv_bytes(dims.layers * width)  # the wave's prefixes, padding included
+    # Every prefill chunk is smaller than the packed forward's reach (it attends to no more than width tokens),
+    # so the packed forward, rows x packed tokens after the whole width, is the peak on top of the cache.
+    return cache + forward_bytes(model, width, packed, rows) <= memory_budget(model, config)
 
 
 @dataclass(frozen=True)
