@@ -160,7 +160,8 @@ def check_waves(model: Any, name: str, groups: int, length: int, questions: int,
         with peak_memory.peak_memory(device) as peak:
             _sync(device)
             start = time.perf_counter()
-            waves, alone = group_batches.plan_waves(model, works, wave_size if mode == "waves" else 1, config)
+            waves, alone = group_batches.plan_waves(model, [w.shape for w in works],
+                                                    wave_size if mode == "waves" else 1, config)
             scored: dict[int, list[float]] = {}
             for wave in waves:
                 for g, group in zip(wave, group_batches.score_wave(model, [works[g] for g in wave], config,
