@@ -136,12 +136,7 @@ def independent_error(model: torch.nn.Module, seed: int = 1, packed: bool = True
     cached = compute_prefix(model, prefix, PrefixCacheConfig(batch_tokens=50))
     rows = dict(continuation_logprobs(model, cached, continuations, [len(c) for c in continuations],
                                       PrefixCacheConfig(batch_tokens=40), torch.float32, packed))
-    worst, same = 0.0, True
-    for i, continuation in enumerate(continuations):
-        reference = _reference(model, prefix, continuation)
-        worst = max(worst, float((reference - rows[i]).abs().max()))
-        same = same and bool((reference.argmax(-1) == rows[i].argmax(-1)).all())
-    return worst, same
+    return _against_plain(model, [(prefix, c, rows[i]) for i, c in enumerate(continuations)])
 
 
 def independent_wave_error(model: torch.nn.Module, seed: int = 2) -> tuple[float, bool]:
@@ -152,12 +147,18 @@ def independent_wave_error(model: torch.nn.Module, seed: int = 2) -> tuple[float
               for n, ks in ((333, (3, 17, 1)), (301, (8, 2)), (320, (1, 11)))]
     works = [GroupWork(tuple(p), tuple(tuple(c) for c in cs), tuple(len(c) for c in cs)) for p, cs in groups]
     rows = wave_logprobs(model, works, PrefixCacheConfig(batch_tokens=150), torch.float32)
+    return _against_plain(model, [(prefix, c, got) for (prefix, continuations), group in zip(groups, rows, strict=True)
+                                  for c, got in zip(continuations, group, strict=True)])
+
+
+def _against_plain(model: torch.nn.Module,
+                   scored: list[tuple[list[int], list[int], torch.Tensor]]) -> tuple[float, bool]:
+    """Max |difference| and argmax agreement of cached rows against plain forwards of each prefix + continuation."""
     worst, same = 0.0, True
-    for (prefix, continuations), group in zip(groups, rows, strict=True):
-        for continuation, got in zip(continuations, group, strict=True):
-            reference = _reference(model, prefix, continuation)
-            worst = max(worst, float((reference - got).abs().max()))
-            same = same and bool((reference.argmax(-1) == got.argmax(-1)).all())
+    for prefix, continuation, rows in scored:
+        reference = _reference(model, prefix, continuation)
+        worst = max(worst, float((reference - rows).abs().max()))
+        same = same and bool((reference.argmax(-1) == rows.argmax(-1)).all())
     return worst, same
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 
-def count_forwards(model: torch.nn.Module) -> tuple[dict[str, int], Any]:
-    """``(seen, handle)``: ``seen["calls"]`` and ``seen["tokens"]`` grow with every forward until
-    ``handle.remove()``."""
+@contextmanager
+def count_forwards(model: torch.nn.Module) -> Iterator[dict[str, int]]:
+    """``seen``: ``seen["calls"]`` and ``seen["tokens"]`` grow with every forward inside the ``with`` block; the
+    hook is removed when it ends, also when it raises."""
     seen = {"calls": 0, "tokens": 0}
 
     def hook(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -17,4 +20,8 @@ def count_forwards(model: torch.nn.Module) -> tuple[dict[str, int], Any]:
         seen["calls"] += 1
         seen["tokens"] += int(ids.numel())
 
-    return seen, model.register_forward_pre_hook(hook, with_kwargs=True)
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()

@@ -104,11 +104,8 @@ def test_cached_generation_equals_stock_generation_with_each_prefix_run_once(
     monkeypatch.setattr(cached_hflm, "compute_prefix", counted)
     monkeypatch.setattr(cached, "cache_hook", _Recorder())
     before = dict(cached.prefix_stats)
-    seen, handle = count_forwards(cached.model)
-    try:
+    with count_forwards(cached.model) as seen:
         got = cached.generate_until(requests, disable_tqdm=True)
-    finally:
-        handle.remove()
     assert got == expected
     assert any(got) and len(set(got)) > 2  # real, different generations, not all cut to nothing
     assert len(prefixes) == 2 and min(prefixes) >= MIN_TOKENS  # one prefix per context

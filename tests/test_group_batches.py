@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 from architecture_matrix import VOCAB, WINDOW, build, independent_wave_error
+from forward_counter import count_forwards
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
@@ -71,13 +72,9 @@ def test_a_wave_scores_each_group_as_it_scores_alone(architecture: str, window: 
 def test_a_wave_of_one_token_continuations_runs_no_packed_forward() -> None:
     model = build("llama", None)
     works = _works([100, 90], [(1, 1), (1,)])
-    calls = {"n": 0}
-    handle = model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
-    try:
+    with count_forwards(model) as seen:
         waved = score_wave(model, works, PrefixCacheConfig(batch_tokens=1024), torch.float32)
-    finally:
-        handle.remove()
-    assert calls["n"] == 1  # one batched prefill chunk; the prefixes' last logits score every continuation
+    assert seen["calls"] == 1  # one batched prefill chunk; the prefixes' last logits score every continuation
     for work, group in zip(works, waved, strict=True):
         alone = score_continuations(model, compute_prefix(model, work.prefix), work.continuations, work.n_scored)
         for a, b in zip(alone, group, strict=True):

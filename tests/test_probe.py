@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 from architecture_matrix import build
+from forward_counter import count_forwards
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
@@ -49,19 +50,15 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_the_verdict_is_computed_once_per_model_object() -> None:
     model = build("llama", None)
-    calls = {"n": 0}
-    handle = model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
-    try:
+    with count_forwards(model) as seen:
         verdict = cached_path_verdict(model, 512)
         assert verdict.trusted and verdict.max_error <= 1e-4
-        assert calls["n"] > 0
-        first = calls["n"]
-        assert cached_path_verdict(model, 512) is verdict and calls["n"] == first  # nothing run again
+        assert seen["calls"] > 0
+        first = seen["calls"]
+        assert cached_path_verdict(model, 512) is verdict and seen["calls"] == first  # nothing run again
         # Another model object of the same class gets its own probe.
         assert cached_path_verdict(build("llama", None), 512).trusted
         assert not distrust(model, "test").trusted and cached_path_verdict(model, 512).reason == "test"
-    finally:
-        handle.remove()
 
 
 def test_the_probe_reaches_past_a_declared_window() -> None:

@@ -69,11 +69,8 @@ def test_cached_scores_equal_stock_scores_on_an_icl_task(lms: tuple[HFLM, Prefix
     expected = stock.loglikelihood(requests, disable_tqdm=True)
     assert cached.prefix_cache_verdict() is None  # the probe runs here, so its tokens are not counted below
     before = dict(cached.prefix_stats)
-    seen, handle = count_forwards(cached.model)
-    try:
+    with count_forwards(cached.model) as seen:
         got = cached.loglikelihood(requests, disable_tqdm=True)
-    finally:
-        handle.remove()
     assert len(got) == len(expected) == 48
     for (ll_stock, greedy_stock), (ll_cached, greedy_cached) in zip(expected, got, strict=True):
         assert abs(ll_stock - ll_cached) <= 1e-4

@@ -438,11 +438,16 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         try:
             self._score_cached(requests, groups, results, pbar)
         except Exception as error:  # a shape the probe did not meet; never worth a crashed evaluation
-            reason = f"the cached path failed after its probe passed ({type(error).__name__}: {error})"
-            distrust(self.model, reason)
-            self._warn_stock(reason)
+            self._distrust_after(error)
         finally:
             pbar.close()
+
+    def _distrust_after(self, error: Exception) -> None:
+        """The cached path raised after its probe passed: this model is scored the stock way from now on, with
+        one warning; the caller leaves its unscored requests to the stock path."""
+        reason = f"the cached path failed after its probe passed ({type(error).__name__}: {error})"
+        distrust(self.model, reason)
+        self._warn_stock(reason)
 
     def _score_cached(self, requests: Sequence[Request], groups: Sequence[Group],
                       results: list[tuple[float, bool] | None], pbar: tqdm) -> None:
@@ -581,9 +586,7 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
                     pbar.update(1)
                 del prefix  # free the cache before the next group's prefix is computed
         except Exception as error:  # a shape the probe did not meet; never worth a crashed evaluation
-            reason = f"the cached path failed after its probe passed ({type(error).__name__}: {error})"
-            distrust(self.model, reason)
-            self._warn_stock(reason)
+            self._distrust_after(error)
         finally:
             pbar.close()
 
