@@ -400,9 +400,9 @@ class PrefixCachedHFLM(HFLM):  # type: ignore[misc]
         questions = self._questions
         if per_token <= 0 or not cached or questions is None or len(questions) != len(requests):
             return
-        scores = {i: answer[0] for i in cached if (answer := results[i]) is not None}
+        scores = [answer[0] for i in cached if (answer := results[i]) is not None]  # every one: cached is filtered
         near = [cached[k] for k in near_tie_requests([requests[i] for i in cached], [questions[i] for i in cached],
-                                                     [scores[i] for i in cached], per_token)]
+                                                     scores, per_token)]
         if not near:
             return
         log.info("prefix cache: %d of %d cached requests are near ties in %s (within %g nats per scored token); "
